@@ -1,0 +1,35 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "effdense",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EffCore", targets: ["EffCore"]),
+        .library(name: "EffImage", targets: ["EffImage"]),
+        .executable(name: "effdense", targets: ["effdense"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Native libraries, found through pkg-config.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
+
+        .target(name: "EffCore", dependencies: ["CBLAS"]),
+        .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs"]),
+        .executableTarget(
+            name: "effdense",
+            dependencies: [
+                "EffCore", "EffImage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "EffCoreTests", dependencies: ["EffCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"]),
+    ]
+)

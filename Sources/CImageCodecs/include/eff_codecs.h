@@ -1,0 +1,49 @@
+#ifndef EFF_CODECS_H
+#define EFF_CODECS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Thin wrappers over libpng and libjpeg. Every libpng/libjpeg error (a longjmp inside the
+   library) is caught here and returned as a non-zero status with a message in `err`, so the
+   Swift side never sees a longjmp. Decoding is two-phase: read the header (cheap, no pixel
+   allocation), let the caller check the size against its limit and allocate, then decode
+   into the caller's buffer. Decoded pixels are always 8-bit RGB, row-major, no padding. */
+
+#define EFF_OK 0
+#define EFF_ERR_CORRUPT 1
+#define EFF_ERR_SIZE_CHANGED 2
+#define EFF_ERR_NO_MEMORY 3
+
+/* PNG: reads the IHDR. */
+int eff_png_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height,
+                        char *err, size_t err_len);
+/* PNG: decodes any colour type / bit depth to 8-bit RGB (palette and low-bit gray expanded,
+   16-bit reduced to 8, gray replicated, alpha dropped). `out` holds width*height*3 bytes. */
+int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
+                        uint8_t *out, char *err, size_t err_len);
+
+/* PNG colour types for encoding (libpng's values). */
+#define EFF_PNG_GRAY 0
+#define EFF_PNG_RGB 2
+#define EFF_PNG_PALETTE 3
+#define EFF_PNG_RGBA 6
+
+/* Encodes 8-bit pixels (1, 3, 4 or 1 byte per pixel for gray, RGB, RGBA, palette) to a PNG in
+   memory. `palette` is `palette_count` RGB triples (palette type only). On success `*out` is a
+   malloc'd buffer the caller frees with eff_free. */
+int eff_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int color_type,
+                   const uint8_t *palette, int palette_count, uint8_t **out, size_t *out_size,
+                   char *err, size_t err_len);
+
+/* JPEG: reads the SOF header. */
+int eff_jpeg_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height,
+                         char *err, size_t err_len);
+/* JPEG: decodes gray, YCbCr, RGB, CMYK and YCCK to 8-bit RGB. A file that ends before its
+   image data does is an error (libjpeg only warns). */
+int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
+                         uint8_t *out, char *err, size_t err_len);
+
+void eff_free(void *p);
+
+#endif

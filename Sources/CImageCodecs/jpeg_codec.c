@@ -1,0 +1,136 @@
+#include "eff_codecs.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+typedef struct {
+    struct jpeg_error_mgr base;
+    jmp_buf jump;
+    char *err;
+    size_t err_len;
+} jpeg_error_state;
+
+static void record_message(j_common_ptr cinfo) {
+    jpeg_error_state *st = (jpeg_error_state *)cinfo->err;
+    char buffer[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, buffer);
+    if (st->err && st->err_len) {
+        strncpy(st->err, buffer, st->err_len - 1);
+        st->err[st->err_len - 1] = 0;
+    }
+}
+
+static void on_jpeg_error(j_common_ptr cinfo) {
+    jpeg_error_state *st = (jpeg_error_state *)cinfo->err;
+    record_message(cinfo);
+    longjmp(st->jump, 1);
+}
+
+/* libjpeg only warns when the data ends early and fills the rest with grey; a truncated file
+   is an error here (as in PIL). Other warnings (extraneous bytes, ...) are ignored. */
+static void on_jpeg_message(j_common_ptr cinfo, int level) {
+    jpeg_error_state *st = (jpeg_error_state *)cinfo->err;
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+        record_message(cinfo);
+        if (st->err && st->err_len) {
+            strncpy(st->err, "file is truncated (premature end of JPEG data)", st->err_len - 1);
+            st->err[st->err_len - 1] = 0;
+        }
+        longjmp(st->jump, 1);
+    }
+}
+
+static int check_signature(const uint8_t *data, size_t size, char *err, size_t err_len) {
+    if (size < 3 || data[0] != 0xFF || data[1] != 0xD8 || data[2] != 0xFF) {
+        if (err && err_len) {
+            strncpy(err, "not a JPEG file (bad signature)", err_len - 1);
+            err[err_len - 1] = 0;
+        }
+        return EFF_ERR_CORRUPT;
+    }
+    return EFF_OK;
+}
+
+int eff_jpeg_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height,
+                         char *err, size_t err_len) {
+    if (check_signature(data, size, err, err_len) != EFF_OK) return EFF_ERR_CORRUPT;
+    struct jpeg_decompress_struct cinfo;
+    jpeg_error_state st;
+    cinfo.err = jpeg_std_error(&st.base);
+    st.base.error_exit = on_jpeg_error;
+    st.base.emit_message = on_jpeg_message;
+    st.err = err;
+    st.err_len = err_len;
+    if (setjmp(st.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return EFF_ERR_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    *width = cinfo.image_width;
+    *height = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    return EFF_OK;
+}
+
+int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
+                         uint8_t *out, char *err, size_t err_len) {
+    if (check_signature(data, size, err, err_len) != EFF_OK) return EFF_ERR_CORRUPT;
+    struct jpeg_decompress_struct cinfo;
+    jpeg_error_state st;
+    cinfo.err = jpeg_std_error(&st.base);
+    st.base.error_exit = on_jpeg_error;
+    st.base.emit_message = on_jpeg_message;
+    st.err = err;
+    st.err_len = err_len;
+    if (setjmp(st.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return EFF_ERR_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.image_width != width || cinfo.image_height != height) {
+        if (err && err_len) {
+            strncpy(err, "image size differs from its header", err_len - 1);
+            err[err_len - 1] = 0;
+        }
+        jpeg_destroy_decompress(&cinfo);
+        return EFF_ERR_SIZE_CHANGED;
+    }
+    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    /* Match PIL's decoder settings (islow DCT, fancy upsampling) so pixels agree with it. */
+    cinfo.dct_method = JDCT_ISLOW;
+    cinfo.do_fancy_upsampling = TRUE;
+    jpeg_start_decompress(&cinfo);
+    if (cmyk) {
+        /* Adobe CMYK JPEGs store inverted values: R = C*K/255 on the stored bytes. */
+        JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, width * 4, 1);
+        while (cinfo.output_scanline < cinfo.output_height) {
+            size_t y = cinfo.output_scanline;
+            jpeg_read_scanlines(&cinfo, row, 1);
+            uint8_t *dst = out + y * width * 3;
+            const uint8_t *src = row[0];
+            for (uint32_t x = 0; x < width; x++) {
+                unsigned k = src[4 * x + 3];
+                dst[3 * x] = (uint8_t)((src[4 * x] * k + 127) / 255);
+                dst[3 * x + 1] = (uint8_t)((src[4 * x + 1] * k + 127) / 255);
+                dst[3 * x + 2] = (uint8_t)((src[4 * x + 2] * k + 127) / 255);
+            }
+        }
+    } else {
+        while (cinfo.output_scanline < cinfo.output_height) {
+            JSAMPROW row = out + (size_t)cinfo.output_scanline * width * 3;
+            jpeg_read_scanlines(&cinfo, &row, 1);
+        }
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return EFF_OK;
+}

@@ -1,0 +1,118 @@
+/// A depthwise 2-D convolution (groups = channels, one k x k filter per channel), NHWC,
+/// vectorised over channels. Bias, activation and an optional residual are fused into the
+/// epilogue of each output row.
+public struct DepthwiseConv2D: Sendable {
+    public let channels: Int
+    public let kernelSize: Int
+    public let stride: Int
+    public let dilation: Int
+    public var padding: PaddingMode
+    public var activation: Activation
+    /// Weights packed as [k, k, channels].
+    public private(set) var packedWeight: Tensor
+    /// One bias per channel (zeros when the layer has none).
+    public private(set) var bias: Tensor
+
+    /// Builds the layer from PyTorch-layout weights `[channels, 1, k, k]`.
+    public init(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, dilation: Int = 1,
+                padding: PaddingMode = .valid, activation: Activation = .identity) throws {
+        guard weight.shape.count == 4, weight.shape[1] == 1, weight.shape[2] == weight.shape[3], weight.shape[2] > 0 else {
+            throw TensorError("DepthwiseConv2D", "expected weights [channels, 1, k, k], found \(weight.shape)")
+        }
+        guard stride > 0, dilation > 0 else {
+            throw TensorError("DepthwiseConv2D", "stride \(stride) and dilation \(dilation) must be positive")
+        }
+        let (c, k) = (weight.shape[0], weight.shape[2])
+        if let bias { try bias.requireShape([c], "DepthwiseConv2D bias") }
+        channels = c; kernelSize = k
+        self.stride = stride; self.dilation = dilation
+        self.padding = padding; self.activation = activation
+        var packed = Tensor(uninitialized: [k, k, c])
+        weight.withUnsafeBufferPointer { src in
+            packed.withUnsafeMutableBufferPointer { dst in
+                for ch in 0..<c { for i in 0..<(k * k) { dst[i * c + ch] = src[ch * k * k + i] } }
+            }
+        }
+        packedWeight = packed
+        self.bias = bias ?? Tensor(zeros: [c])
+    }
+
+    /// This layer with `batchNorm` folded into its weights and bias.
+    public func folding(_ batchNorm: BatchNorm) throws -> DepthwiseConv2D {
+        var folded = self
+        try foldBatchNorm(batchNorm, weight: &folded.packedWeight, bias: &folded.bias, operation: "DepthwiseConv2D")
+        return folded
+    }
+
+    /// Applies the convolution, then bias, activation and (if given) `residual`.
+    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        let (n, h, w, c) = try input.requireNHWC("DepthwiseConv2D")
+        guard c == channels else {
+            throw TensorError("DepthwiseConv2D", "expected \(channels) channels, found \(c) (input \(input.shape))")
+        }
+        let k = kernelSize, s = stride, d = dilation
+        let pad = Padding(padding, height: h, width: w, kernel: k, stride: s, dilation: d)
+        let oh = try windowOutputSize("DepthwiseConv2D", input: h, before: pad.top, after: pad.bottom, kernel: k, stride: s, dilation: d)
+        let ow = try windowOutputSize("DepthwiseConv2D", input: w, before: pad.left, after: pad.right, kernel: k, stride: s, dilation: d)
+        var output = Tensor(uninitialized: [n, oh, ow, c])
+        if let residual { try residual.requireShape(output.shape, "DepthwiseConv2D residual") }
+
+        input.withUnsafeBufferPointer { src in
+            packedWeight.withUnsafeBufferPointer { wgt in
+                bias.withUnsafeBufferPointer { bias in
+                    residual.withUnsafeElementPointer { res in
+                        output.withUnsafeMutableBufferPointer { out in
+                            let p = UncheckedSendable((src.baseAddress, wgt.baseAddress, bias.baseAddress, res, out.baseAddress))
+                            Threading.parallelFor(n * oh) { range in
+                                guard let src = p.value.0, let wgt = p.value.1, let out = p.value.4 else { return }
+                                for rowIndex in range {
+                                    let b = rowIndex / oh, oy = rowIndex % oh
+                                    let outRow = out + rowIndex * ow * c
+                                    outRow.update(repeating: 0, count: ow * c)
+                                    for ky in 0..<k {
+                                        let iy = oy * s - pad.top + ky * d
+                                        guard iy >= 0 && iy < h else { continue }
+                                        let inRow = src + (b * h + iy) * w * c
+                                        for kx in 0..<k {
+                                            let filter = wgt + (ky * k + kx) * c
+                                            // Output columns whose input column lies inside the image.
+                                            let offset = kx * d - pad.left
+                                            let first = max(0, (-offset + s - 1) / s)
+                                            let last = min(ow - 1, (w - 1 - offset) >= 0 ? (w - 1 - offset) / s : -1)
+                                            if first > last { continue }
+                                            for ox in first...last {
+                                                multiplyAdd(outRow + ox * c, inRow + (ox * s + offset) * c, filter, count: c)
+                                            }
+                                        }
+                                    }
+                                    applyEpilogue(outRow, rows: ow, channels: c, bias: p.value.2, activation: activation,
+                                                  residual: p.value.3.map { $0 + rowIndex * ow * c })
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+}
+
+/// accumulator[i] += x[i] * y[i] for i in 0..<count.
+@inline(__always)
+func multiplyAdd(_ accumulator: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                 _ y: UnsafePointer<Float>, count: Int) {
+    typealias V = SIMD16<Float>
+    var i = 0
+    while i + 16 <= count {
+        let a = UnsafeRawPointer(accumulator + i).loadUnaligned(as: V.self)
+        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+        let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+        UnsafeMutableRawPointer(accumulator + i).storeBytes(of: a.addingProduct(xv, yv), as: V.self)
+        i += 16
+    }
+    while i < count {
+        accumulator[i] += x[i] * y[i]
+        i += 1
+    }
+}

@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// a + b, element by element (same shapes).
+public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    try weightedSum([a, b], weights: [1, 1])
+}
+
+/// Σ weights[i] · tensors[i], element by element (same shapes). BiFPN's fusion nodes use it.
+public func weightedSum(_ tensors: [Tensor], weights: [Float]) throws -> Tensor {
+    guard let first = tensors.first, tensors.count == weights.count else {
+        throw TensorError("weightedSum", "needs one weight per tensor and at least one tensor, found \(tensors.count) tensors and \(weights.count) weights")
+    }
+    for t in tensors.dropFirst() where t.shape != first.shape {
+        throw TensorError("weightedSum", "shapes differ: \(first.shape) and \(t.shape)")
+    }
+    var output = Tensor(zeros: first.shape)
+    let count = first.count
+    output.withUnsafeMutableBufferPointer { out in
+        for (tensor, weight) in zip(tensors, weights) {
+            tensor.withUnsafeBufferPointer { src in
+                let p = UncheckedSendable((out.baseAddress, src.baseAddress))
+                Threading.parallelFor(count, minimumPerThread: 16384) { range in
+                    guard let out = p.value.0, let src = p.value.1 else { return }
+                    for i in range { out[i] += weight * src[i] }
+                }
+            }
+        }
+    }
+    return output
+}
+
+/// Joins NHWC tensors with the same N, H, W along the channel axis.
+public func concatChannels(_ tensors: [Tensor]) throws -> Tensor {
+    guard let first = tensors.first else { throw TensorError("concatChannels", "no tensors to join") }
+    let (n, h, w, _) = try first.requireNHWC("concatChannels")
+    var channels: [Int] = []
+    for t in tensors {
+        let (tn, th, tw, tc) = try t.requireNHWC("concatChannels")
+        guard (tn, th, tw) == (n, h, w) else {
+            throw TensorError("concatChannels", "batch and spatial sizes differ: \(first.shape) and \(t.shape)")
+        }
+        channels.append(tc)
+    }
+    let total = channels.reduce(0, +)
+    var output = Tensor(uninitialized: [n, h, w, total])
+    output.withUnsafeMutableBufferPointer { out in
+        var offset = 0
+        for (tensor, c) in zip(tensors, channels) {
+            tensor.withUnsafeBufferPointer { src in
+                guard let src = src.baseAddress, let out = out.baseAddress else { return }
+                for pixel in 0..<(n * h * w) {
+                    (out + pixel * total + offset).update(from: src + pixel * c, count: c)
+                }
+            }
+            offset += c
+        }
+    }
+    return output
+}
+
+/// Multiplies every pixel's channels by a per-image gate: [N, H, W, C] · [N, 1, 1, C]
+/// (squeeze-and-excitation's last step).
+public func scaleChannels(_ input: Tensor, by gate: Tensor) throws -> Tensor {
+    let (n, h, w, c) = try input.requireNHWC("scaleChannels")
+    try gate.requireShape([n, 1, 1, c], "scaleChannels gate")
+    var output = Tensor(uninitialized: input.shape)
+    input.withUnsafeBufferPointer { src in
+        gate.withUnsafeBufferPointer { g in
+            output.withUnsafeMutableBufferPointer { out in
+                let p = UncheckedSendable((src.baseAddress, g.baseAddress, out.baseAddress))
+                Threading.parallelFor(n * h * w, minimumPerThread: 256) { range in
+                    guard let src = p.value.0, let g = p.value.1, let out = p.value.2 else { return }
+                    for pixel in range {
+                        let gateRow = g + (pixel / (h * w)) * c
+                        for ch in 0..<c { out[pixel * c + ch] = src[pixel * c + ch] * gateRow[ch] }
+                    }
+                }
+            }
+        }
+    }
+    return output
+}
+
+/// Applies `activation` to every element.
+public func activate(_ input: Tensor, _ activation: Activation) -> Tensor {
+    var output = input
+    let channels = input.shape.last ?? 1
+    output.withUnsafeMutableBufferPointer { out in
+        guard let base = out.baseAddress, channels > 0 else { return }
+        applyEpilogueParallel(base, pixels: out.count / channels, channels: channels,
+                              bias: nil, activation: activation, residual: nil)
+    }
+    return output
+}
+
+/// The logistic sigmoid of every element.
+public func sigmoid(_ input: Tensor) -> Tensor { activate(input, .sigmoid) }
+
+/// Softmax over the last axis (channels), computed stably (max subtracted first).
+public func softmaxChannels(_ input: Tensor) throws -> Tensor {
+    guard let c = input.shape.last, c > 0 else { throw TensorError("softmaxChannels", "no channel axis in \(input.shape)") }
+    var output = input
+    output.withUnsafeMutableBufferPointer { out in
+        for row in 0..<(out.count / c) {
+            let base = row * c
+            var peak = -Float.infinity
+            for i in 0..<c { peak = max(peak, out[base + i]) }
+            var sum: Float = 0
+            for i in 0..<c {
+                let e = expf(out[base + i] - peak)
+                out[base + i] = e
+                sum += e
+            }
+            for i in 0..<c { out[base + i] /= sum }
+        }
+    }
+    return output
+}
+
+/// The index of the largest channel at every position (the first on ties), row-major over all
+/// but the last axis.
+public func argmaxChannels(_ input: Tensor) throws -> [Int32] {
+    guard let c = input.shape.last, c > 0 else { throw TensorError("argmaxChannels", "no channel axis in \(input.shape)") }
+    return input.withUnsafeBufferPointer { src in
+        (0..<(src.count / c)).map { row in
+            var best = 0
+            var bestValue = src[row * c]
+            for i in 1..<c where src[row * c + i] > bestValue {
+                best = i
+                bestValue = src[row * c + i]
+            }
+            return Int32(best)
+        }
+    }
+}

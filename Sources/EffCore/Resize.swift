@@ -1,0 +1,86 @@
+/// Nearest-neighbour resize as PyTorch's `interpolate(mode="nearest")`:
+/// source index = min(floor(dst · in/out), in - 1).
+public func resizeNearest(_ input: Tensor, height outH: Int, width outW: Int) throws -> Tensor {
+    let (n, h, w, c) = try input.requireNHWC("resizeNearest")
+    guard outH > 0, outW > 0, h > 0, w > 0 else {
+        throw TensorError("resizeNearest", "cannot resize \(input.shape) to \(outH)x\(outW)")
+    }
+    func sourceIndices(_ inSize: Int, _ outSize: Int) -> [Int] {
+        let scale = Float(inSize) / Float(outSize)
+        return (0..<outSize).map { min(Int((Float($0) * scale).rounded(.down)), inSize - 1) }
+    }
+    let ys = sourceIndices(h, outH), xs = sourceIndices(w, outW)
+    var output = Tensor(uninitialized: [n, outH, outW, c])
+    input.withUnsafeBufferPointer { src in
+        output.withUnsafeMutableBufferPointer { out in
+            let p = UncheckedSendable((src.baseAddress, out.baseAddress))
+            Threading.parallelFor(n * outH) { range in
+                guard let src = p.value.0, let out = p.value.1 else { return }
+                for rowIndex in range {
+                    let b = rowIndex / outH, sy = ys[rowIndex % outH]
+                    for ox in 0..<outW {
+                        (out + (rowIndex * outW + ox) * c).update(from: src + ((b * h + sy) * w + xs[ox]) * c, count: c)
+                    }
+                }
+            }
+        }
+    }
+    return output
+}
+
+/// Bilinear resize as PyTorch's `interpolate(mode="bilinear", align_corners=...)` with an output
+/// size: align_corners true maps corners to corners (scale (in-1)/(out-1)); false maps pixel
+/// centres (scale in/out, source clamped at 0).
+public func resizeBilinear(_ input: Tensor, height outH: Int, width outW: Int, alignCorners: Bool) throws -> Tensor {
+    let (n, h, w, c) = try input.requireNHWC("resizeBilinear")
+    guard outH > 0, outW > 0, h > 0, w > 0 else {
+        throw TensorError("resizeBilinear", "cannot resize \(input.shape) to \(outH)x\(outW)")
+    }
+    let ys = LinearTaps(input: h, output: outH, alignCorners: alignCorners)
+    let xs = LinearTaps(input: w, output: outW, alignCorners: alignCorners)
+    var output = Tensor(uninitialized: [n, outH, outW, c])
+    input.withUnsafeBufferPointer { src in
+        output.withUnsafeMutableBufferPointer { out in
+            let p = UncheckedSendable((src.baseAddress, out.baseAddress))
+            Threading.parallelFor(n * outH) { range in
+                guard let src = p.value.0, let out = p.value.1 else { return }
+                for rowIndex in range {
+                    let b = rowIndex / outH, oy = rowIndex % outH
+                    let row0 = src + (b * h + ys.first[oy]) * w * c
+                    let row1 = src + (b * h + ys.first[oy] + ys.step[oy]) * w * c
+                    let wy1 = ys.weight[oy], wy0 = 1 - wy1
+                    for ox in 0..<outW {
+                        let x0 = xs.first[ox] * c, x1 = (xs.first[ox] + xs.step[ox]) * c
+                        let wx1 = xs.weight[ox], wx0 = 1 - wx1
+                        let dst = out + (rowIndex * outW + ox) * c
+                        for ch in 0..<c {
+                            let top = wx0 * row0[x0 + ch] + wx1 * row0[x1 + ch]
+                            let bottom = wx0 * row1[x0 + ch] + wx1 * row1[x1 + ch]
+                            dst[ch] = wy0 * top + wy1 * bottom
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return output
+}
+
+/// For each output index of a linear resize: the first source index, the offset to the second
+/// (0 at the last row/column) and the second's weight, computed as PyTorch does in float.
+struct LinearTaps {
+    var first: [Int] = [], step: [Int] = [], weight: [Float] = []
+
+    init(input: Int, output: Int, alignCorners: Bool) {
+        let scale: Float = alignCorners
+            ? (output > 1 ? Float(input - 1) / Float(output - 1) : 0)
+            : Float(input) / Float(output)
+        for dst in 0..<output {
+            let source = alignCorners ? scale * Float(dst) : max(scale * (Float(dst) + 0.5) - 0.5, 0)
+            let index = min(Int(source), input - 1)
+            first.append(index)
+            step.append(index < input - 1 ? 1 : 0)
+            weight.append(min(max(source - Float(index), 0), 1))
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import CImageCodecs
+import EffCore
+import Foundation
+
+/// A picture that cannot be read or written, naming the file and the problem.
+public struct ImageError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case unreadable, empty, unknownFormat, corrupt, tooLarge, unwritable, invalidArgument
+    }
+    public let kind: Kind
+    /// The file (or a description of the source) concerned.
+    public let source: String
+    public let problem: String
+
+    public init(_ kind: Kind, _ source: String, _ problem: String) {
+        self.kind = kind
+        self.source = source
+        self.problem = problem
+    }
+
+    public var description: String { "\(source): \(problem)" }
+}
+
+/// The container formats effdense reads, recognised by content, not by extension.
+public enum ImageFormat: String, Sendable {
+    case png, jpeg
+
+    /// The format whose signature starts `bytes`, if any.
+    public static func sniff<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> ImageFormat? {
+        let head = Array(bytes.prefix(8))
+        if head == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
+        if head.count >= 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF { return .jpeg }
+        return nil
+    }
+}
+
+/// How PNG pixels are laid out when encoding.
+public enum PNGPixelFormat: Sendable, Equatable {
+    /// 1 byte a pixel.
+    case gray
+    /// 3 bytes a pixel.
+    case rgb
+    /// 4 bytes a pixel.
+    case rgba
+    /// 1 byte a pixel, an index into the given colours (at most 256 RGB triples).
+    case palette([(UInt8, UInt8, UInt8)])
+
+    var bytesPerPixel: Int {
+        switch self {
+        case .gray, .palette: return 1
+        case .rgb: return 3
+        case .rgba: return 4
+        }
+    }
+
+    public static func == (a: PNGPixelFormat, b: PNGPixelFormat) -> Bool {
+        switch (a, b) {
+        case (.gray, .gray), (.rgb, .rgb), (.rgba, .rgba): return true
+        case let (.palette(x), .palette(y)): return x.elementsEqual(y) { $0 == $1 }
+        default: return false
+        }
+    }
+}
+
+/// PNG and JPEG decoding to 8-bit RGB, and PNG encoding, through libpng and libjpeg-turbo.
+public enum ImageCodec {
+    /// The largest picture decoded unless the caller says otherwise: 100 megapixels.
+    public static let defaultMaxPixels = 100_000_000
+
+    /// Reads and decodes the PNG or JPEG at `path`.
+    public static func decode(contentsOf path: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw ImageError(.unreadable, path, "cannot read the file (\(readFailureReason(path)))")
+        }
+        return try decode(data, source: path, maxPixels: maxPixels)
+    }
+
+    /// Decodes PNG or JPEG bytes (recognised by content) to RGB. Pictures of more than
+    /// `maxPixels` pixels are refused before their pixels are allocated.
+    public static func decode(_ data: Data, source: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+        guard !data.isEmpty else { throw ImageError(.empty, source, "the file is empty (0 bytes)") }
+        guard let format = ImageFormat.sniff(data) else {
+            throw ImageError(.unknownFormat, source, "not a PNG or JPEG image (unrecognised signature)")
+        }
+        let readHeader = format == .png ? eff_png_read_header : eff_jpeg_read_header
+        let decodeRGB = format == .png ? eff_png_decode_rgb8 : eff_jpeg_decode_rgb8
+        let name = format == .png ? "PNG" : "JPEG"
+        return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> RGBImage in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var width: UInt32 = 0, height: UInt32 = 0
+            var message = [CChar](repeating: 0, count: 256)
+            let headerStatus = readHeader(bytes.baseAddress, bytes.count, &width, &height, &message, message.count)
+            guard headerStatus == EFF_OK else {
+                throw ImageError(.corrupt, source, "corrupt \(name): \(cString(message))")
+            }
+            let pixelCount = Int(width) * Int(height)
+            guard width > 0, height > 0 else {
+                throw ImageError(.corrupt, source, "corrupt \(name): the header says \(width)x\(height) pixels")
+            }
+            guard pixelCount <= maxPixels else {
+                throw ImageError(.tooLarge, source, "the \(name) is \(width)x\(height) = \(pixelCount) pixels, more than the limit of \(maxPixels)")
+            }
+            var status: Int32 = EFF_OK
+            let pixels = [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { buffer, initialised in
+                status = decodeRGB(bytes.baseAddress, bytes.count, width, height, buffer.baseAddress, &message, message.count)
+                if status != EFF_OK { buffer.initialize(repeating: 0) }
+                initialised = buffer.count
+            }
+            guard status == EFF_OK else {
+                throw ImageError(.corrupt, source, "corrupt \(name): \(cString(message))")
+            }
+            return try RGBImage(width: Int(width), height: Int(height), pixels: pixels)
+        }
+    }
+
+    /// Encodes 8-bit pixels as a PNG in memory.
+    public static func encodePNG(pixels: [UInt8], width: Int, height: Int, format: PNGPixelFormat) throws -> Data {
+        let source = "PNG encoder"
+        guard width > 0, height > 0, width <= Int(UInt32.max), height <= Int(UInt32.max) else {
+            throw ImageError(.invalidArgument, source, "cannot encode a \(width)x\(height) picture")
+        }
+        guard pixels.count == width * height * format.bytesPerPixel else {
+            throw ImageError(.invalidArgument, source, "\(width)x\(height) needs \(width * height * format.bytesPerPixel) bytes, found \(pixels.count)")
+        }
+        let colorType: Int32
+        var palette: [UInt8] = []
+        switch format {
+        case .gray: colorType = EFF_PNG_GRAY
+        case .rgb: colorType = EFF_PNG_RGB
+        case .rgba: colorType = EFF_PNG_RGBA
+        case .palette(let colours):
+            guard (1...256).contains(colours.count) else {
+                throw ImageError(.invalidArgument, source, "a palette needs 1 to 256 colours, found \(colours.count)")
+            }
+            if let top = pixels.max(), Int(top) >= colours.count {
+                throw ImageError(.invalidArgument, source, "pixel index \(top) is outside the \(colours.count)-colour palette")
+            }
+            colorType = EFF_PNG_PALETTE
+            palette = colours.flatMap { [$0.0, $0.1, $0.2] }
+        }
+        var output: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = eff_png_encode(pixels, UInt32(width), UInt32(height), colorType,
+                                    palette, Int32(palette.count / 3), &output, &size, &message, message.count)
+        guard status == EFF_OK, let output else {
+            throw ImageError(.invalidArgument, source, "libpng: \(cString(message))")
+        }
+        defer { eff_free(output) }
+        return Data(bytes: output, count: size)
+    }
+
+    /// Encodes an RGB picture as a PNG and writes it atomically to `path`.
+    public static func writePNG(_ image: RGBImage, to path: String) throws {
+        try writePNG(pixels: image.pixels, width: image.width, height: image.height, format: .rgb, to: path)
+    }
+
+    /// Encodes pixels as a PNG and writes it to `path` through a temporary file and a rename,
+    /// so a failure never leaves a partial file.
+    public static func writePNG(pixels: [UInt8], width: Int, height: Int, format: PNGPixelFormat, to path: String) throws {
+        let data = try encodePNG(pixels: pixels, width: width, height: height, format: format)
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ImageError(.unwritable, path, "cannot write the PNG (\(readFailureReason(path, writing: true)))")
+        }
+    }
+
+    private static func cString(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private static func readFailureReason(_ path: String, writing: Bool = false) -> String {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if writing {
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if !manager.fileExists(atPath: parent) { return "the folder \(parent) does not exist" }
+            return "permission denied or disk full"
+        }
+        if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
+        if isDirectory.boolValue { return "it is a folder" }
+        return "permission denied"
+    }
+}

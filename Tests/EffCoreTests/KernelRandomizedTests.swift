@@ -1,0 +1,207 @@
+import EffCore
+import Foundation
+import Testing
+
+/// Fast kernels against their plain reference versions over many random shapes: odd sizes,
+/// 1x1 spatial extents, channel counts that are not multiples of the SIMD width.
+@Suite(.serialized) struct KernelRandomizedTests {
+    static let channelChoices = [1, 3, 8, 15, 16, 17, 33]
+    static let tolerance = 1e-5
+
+    @Test(arguments: [1, 2])
+    func convolutionMatchesReference(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 101 + UInt64(threads))
+        var checked = 0
+        for trial in 0..<60 {
+            let k = [1, 3, 5].randomElement(using: &rng)!
+            let stride = [1, 2].randomElement(using: &rng)!
+            let dilation = [1, 1, 2].randomElement(using: &rng)!
+            let mode = [PaddingMode.same, .symmetric, .valid, .explicit(1)].randomElement(using: &rng)!
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let (h, w) = (Int.random(in: 1...13, using: &rng), Int.random(in: 1...13, using: &rng))
+            let cin = Self.channelChoices.randomElement(using: &rng)!, cout = Self.channelChoices.randomElement(using: &rng)!
+            let n = trial % 7 == 0 ? 2 : 1
+            let x = randomTensor([n, h, w, cin], &rng)
+            let weight = randomTensor([cout, cin, k, k], &rng), bias = randomTensor([cout], &rng)
+            let conv = try Conv2D(weight: weight, bias: bias, stride: stride, dilation: dilation,
+                                  padding: mode, activation: activation)
+            let padding = Padding(mode, height: h, width: w, kernel: k, stride: stride, dilation: dilation)
+            guard let size = try? conv.outputSize(height: h, width: w) else {
+                #expect(throws: TensorError.self) { try conv(x) }
+                continue
+            }
+            let residual = trial % 3 == 0 ? randomTensor([n, size.height, size.width, cout], &rng) : nil
+            let fast = try conv(x, residual: residual)
+            let reference = referenceConv(x, weight: weight, bias: bias, stride: stride, dilation: dilation,
+                                          padding: padding, groups: 1, activation: activation, residual: residual)
+            #expect(maxRelativeError(fast, reference) <= Self.tolerance,
+                    "conv k\(k) s\(stride) d\(dilation) \(mode) \(activation) \(x.shape)->\(cout)")
+            checked += 1
+        }
+        #expect(checked > 40)
+    }
+
+    @Test(arguments: [1, 2])
+    func depthwiseMatchesReference(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 202 + UInt64(threads))
+        var checked = 0
+        for k in [3, 5] { for stride in [1, 2] { for dilation in [1, 2, 4] {
+            for mode in [PaddingMode.same, .symmetric] {
+                let activation = Activation.allCases.randomElement(using: &rng)!
+                let (h, w) = (Int.random(in: 1...19, using: &rng), Int.random(in: 1...19, using: &rng))
+                let c = Self.channelChoices.randomElement(using: &rng)!
+                let x = randomTensor([1, h, w, c], &rng)
+                let weight = randomTensor([c, 1, k, k], &rng), bias = randomTensor([c], &rng)
+                let conv = try DepthwiseConv2D(weight: weight, bias: bias, stride: stride, dilation: dilation,
+                                               padding: mode, activation: activation)
+                let padding = Padding(mode, height: h, width: w, kernel: k, stride: stride, dilation: dilation)
+                let outH = (h + padding.top + padding.bottom - dilation * (k - 1) - 1) / stride + 1
+                let outW = (w + padding.left + padding.right - dilation * (k - 1) - 1) / stride + 1
+                let residual = dilation == 2 ? randomTensor([1, outH, outW, c], &rng) : nil
+                let fast = try conv(x, residual: residual)
+                let reference = referenceConv(x, weight: weight, bias: bias, stride: stride, dilation: dilation,
+                                              padding: padding, groups: c, activation: activation, residual: residual)
+                #expect(maxRelativeError(fast, reference) <= Self.tolerance,
+                        "depthwise k\(k) s\(stride) d\(dilation) \(mode) \(activation) \(x.shape)")
+                checked += 1
+            }
+        } } }
+        #expect(checked == 24)
+    }
+
+    @Test func batchNormFoldingMatchesConvThenNorm() throws {
+        var rng = SeededGenerator(seed: 303)
+        for depthwise in [false, true] {
+            let c = 17, (h, w) = (6, 5)
+            let x = randomTensor([1, h, w, c], &rng)
+            let weight = randomTensor(depthwise ? [c, 1, 3, 3] : [c, c, 3, 3], &rng)
+            let bias = randomTensor([c], &rng)
+            let bn = try BatchNorm(weight: randomTensor([c], &rng, range: 0.5...1.5).scalars,
+                                   bias: randomTensor([c], &rng).scalars,
+                                   runningMean: randomTensor([c], &rng).scalars,
+                                   runningVar: randomTensor([c], &rng, range: 0.2...2).scalars, eps: 1e-3)
+            let padding = Padding(.same, height: h, width: w, kernel: 3, stride: 1)
+            var expected = referenceConv(x, weight: weight, bias: bias, stride: 1, dilation: 1, padding: padding,
+                                         groups: depthwise ? c : 1)
+            for y in 0..<h { for xx in 0..<w { for ch in 0..<c {
+                let v = Double(expected[0, y, xx, ch])
+                let normed = (v - Double(bn.runningMean[ch])) / (Double(bn.runningVar[ch]) + 1e-3).squareRoot()
+                expected[0, y, xx, ch] = Float(normed * Double(bn.weight[ch]) + Double(bn.bias[ch]))
+            } } }
+            let fast = depthwise
+                ? try DepthwiseConv2D(weight: weight, bias: bias, padding: .same).folding(bn)(x)
+                : try Conv2D(weight: weight, bias: bias, padding: .same).folding(bn)(x)
+            #expect(maxRelativeError(fast, expected) <= Self.tolerance, "depthwise=\(depthwise)")
+        }
+    }
+
+    @Test func poolingMatchesReference() throws {
+        var rng = SeededGenerator(seed: 404)
+        for _ in 0..<40 {
+            let k = [2, 3, 5].randomElement(using: &rng)!, stride = [1, 2, 3].randomElement(using: &rng)!
+            let mode = [PaddingMode.same, .valid, .explicit(k / 2)].randomElement(using: &rng)!
+            let include = Bool.random(using: &rng)
+            let (h, w) = (Int.random(in: k...15, using: &rng), Int.random(in: k...15, using: &rng))
+            let x = randomTensor([Int.random(in: 1...2, using: &rng), h, w, Self.channelChoices.randomElement(using: &rng)!], &rng)
+            let padding = Padding(mode, height: h, width: w, kernel: k, stride: stride)
+            let maxFast = try maxPool2D(x, kernel: k, stride: stride, padding: mode)
+            let avgFast = try avgPool2D(x, kernel: k, stride: stride, padding: mode, countIncludePad: include)
+            #expect(maxRelativeError(maxFast, referencePool(x, kernel: k, stride: stride, padding: padding, isMax: true, countIncludePad: true)) <= Self.tolerance)
+            #expect(maxRelativeError(avgFast, referencePool(x, kernel: k, stride: stride, padding: padding, isMax: false, countIncludePad: include)) <= Self.tolerance,
+                    "avg k\(k) s\(stride) \(mode) include=\(include) \(x.shape)")
+        }
+        let x = randomTensor([2, 9, 7, 33], &rng)
+        let gap = try globalAveragePool(x)
+        let reference = referencePool(x, kernel: 1, stride: 1, padding: Padding(.valid, height: 9, width: 7, kernel: 1, stride: 1), isMax: false, countIncludePad: true)
+        for b in 0..<2 { for c in 0..<33 {
+            var mean = 0.0
+            for y in 0..<9 { for xx in 0..<7 { mean += Double(reference[b, y, xx, c]) } }
+            #expect(abs(Double(gap[b, 0, 0, c]) - mean / 63) <= Self.tolerance)
+        } }
+    }
+
+    @Test func resizeMatchesReference() throws {
+        var rng = SeededGenerator(seed: 505)
+        for _ in 0..<40 {
+            let (h, w) = (Int.random(in: 1...12, using: &rng), Int.random(in: 1...12, using: &rng))
+            let (oh, ow) = (Int.random(in: 1...30, using: &rng), Int.random(in: 1...30, using: &rng))
+            let x = randomTensor([1, h, w, Self.channelChoices.randomElement(using: &rng)!], &rng)
+            #expect(maxRelativeError(try resizeNearest(x, height: oh, width: ow), referenceResizeNearest(x, oh, ow)) == 0)
+            for align in [true, false] {
+                #expect(maxRelativeError(try resizeBilinear(x, height: oh, width: ow, alignCorners: align),
+                                         referenceResizeBilinear(x, oh, ow, alignCorners: align)) <= Self.tolerance,
+                        "bilinear align=\(align) \(x.shape)->\(oh)x\(ow)")
+            }
+        }
+    }
+
+    @Test func elementwiseMatchesReference() throws {
+        var rng = SeededGenerator(seed: 606)
+        let shape = [1, 5, 7, 17]
+        let a = randomTensor(shape, &rng), b = randomTensor(shape, &rng), c = randomTensor(shape, &rng)
+        let sum = try weightedSum([a, b, c], weights: [0.5, -2, 0.25])
+        let added = try add(a, b)
+        for i in 0..<a.count {
+            let (x, y, z) = (Double(a.scalars[i]), Double(b.scalars[i]), Double(c.scalars[i]))
+            #expect(abs(Double(sum.scalars[i]) - (0.5 * x - 2 * y + 0.25 * z)) <= Self.tolerance)
+            #expect(abs(Double(added.scalars[i]) - (x + y)) <= Self.tolerance)
+        }
+        let joined = try concatChannels([a, randomTensor([1, 5, 7, 3], &rng), b])
+        #expect(joined.shape == [1, 5, 7, 37])
+        #expect(joined[0, 4, 6, 0] == a[0, 4, 6, 0] && joined[0, 4, 6, 20] == b[0, 4, 6, 0] && joined[0, 2, 3, 36] == b[0, 2, 3, 16])
+        for activation in Activation.allCases {
+            let fast = activate(a, activation)
+            for i in 0..<a.count {
+                #expect(abs(Double(fast.scalars[i]) - referenceActivation(Double(a.scalars[i]), activation)) <= Self.tolerance)
+            }
+        }
+        let gate = randomTensor([1, 1, 1, 17], &rng)
+        let scaled = try scaleChannels(a, by: gate)
+        #expect(scaled[0, 3, 2, 16] == a[0, 3, 2, 16] * gate[0, 0, 0, 16])
+    }
+
+    @Test func softmaxAndArgmax() throws {
+        var rng = SeededGenerator(seed: 707)
+        let x = randomTensor([1, 4, 3, 21], &rng, range: -20...20)
+        let probabilities = try softmaxChannels(x)
+        let labels = try argmaxChannels(x)
+        for pixel in 0..<12 {
+            let row = Array(x.scalars[(pixel * 21)..<(pixel * 21 + 21)]).map(Double.init)
+            let peak = row.max()!
+            let total = row.map { exp($0 - peak) }.reduce(0, +)
+            for i in 0..<21 {
+                #expect(abs(Double(probabilities.scalars[pixel * 21 + i]) - exp(row[i] - peak) / total) <= Self.tolerance)
+            }
+            #expect(Int(labels[pixel]) == row.firstIndex(of: peak))
+        }
+    }
+
+    @Test func shapeErrorsAreThrownNotTrapped() throws {
+        let conv = try Conv2D(weight: Tensor(zeros: [4, 3, 3, 3]))
+        #expect(throws: TensorError.self) { try conv(Tensor(zeros: [1, 8, 8, 5])) }
+        #expect(throws: TensorError.self) { try conv(Tensor(zeros: [8, 8, 3])) }
+        #expect(throws: TensorError.self) { try conv(Tensor(zeros: [1, 2, 2, 3])) }  // 3x3 valid window on 2x2
+        #expect(throws: TensorError.self) { try Conv2D(weight: Tensor(zeros: [4, 3, 3])) }
+        #expect(throws: TensorError.self) { try Tensor(shape: [2, 3], values: [1, 2]) }
+        #expect(throws: TensorError.self) { try Tensor(zeros: [6]).reshaped([4]) }
+        #expect(throws: TensorError.self) { try add(Tensor(zeros: [1, 2, 2, 1]), Tensor(zeros: [1, 2, 2, 2])) }
+        #expect(throws: TensorError.self) { try concatChannels([Tensor(zeros: [1, 2, 2, 1]), Tensor(zeros: [1, 3, 2, 1])]) }
+        #expect(throws: TensorError.self) {
+            try conv(Tensor(zeros: [1, 5, 5, 3]), residual: Tensor(zeros: [1, 5, 5, 4]))
+        }
+    }
+
+    @Test func tensorStorageIsAlignedAndCopyOnWrite() throws {
+        let a = try Tensor(shape: [2, 2], values: [1, 2, 3, 4])
+        a.withUnsafeBufferPointer { #expect(Int(bitPattern: $0.baseAddress) % 64 == 0) }
+        var b = a
+        b[0, 0] = 9
+        #expect(a[0, 0] == 1 && b[0, 0] == 9)
+        let view = try a.reshaped([4])
+        #expect(view.shape == [4] && view.scalars == [1, 2, 3, 4])
+    }
+}
