@@ -30,6 +30,6 @@ let package = Package(
             ]),
 
         .testTarget(name: "EffCoreTests", dependencies: ["EffCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"]),
+        .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
     ]
 )

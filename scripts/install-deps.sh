@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the native libraries effdense builds against (Debian/Ubuntu), only when missing:
+# OpenBLAS, libpng, libjpeg-turbo and pkg-config.
+set -euo pipefail
+
+packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all native packages present (${packages[*]})"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
