@@ -7,10 +7,13 @@ let package = Package(
     products: [
         .library(name: "EffCore", targets: ["EffCore"]),
         .library(name: "EffImage", targets: ["EffImage"]),
+        .library(name: "EffWeights", targets: ["EffWeights"]),
         .executable(name: "effdense", targets: ["effdense"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Native libraries, found through pkg-config.
@@ -22,14 +25,22 @@ let package = Package(
 
         .target(name: "EffCore", dependencies: ["CBLAS"]),
         .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs"]),
+        .target(
+            name: "EffWeights",
+            dependencies: [
+                "EffCore",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .executableTarget(
             name: "effdense",
             dependencies: [
-                "EffCore", "EffImage",
+                "EffCore", "EffImage", "EffWeights",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "EffCoreTests", dependencies: ["EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EffWeightsTests", dependencies: ["EffWeights", "EffCore"], resources: [.copy("Fixtures")]),
     ]
 )

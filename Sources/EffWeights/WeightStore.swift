@@ -1,0 +1,192 @@
+import EffCore
+import Foundation
+
+/// The container a checkpoint came in.
+public enum CheckpointFormat: String, Sendable {
+    case safetensors
+    /// `torch.save` since PyTorch 1.6: a zip of `data.pkl` and `data/N` storages.
+    case torchZip = "torch zip"
+    /// `torch.save` before 1.6 (or `_use_new_zipfile_serialization=False`): pickles then raw storages.
+    case torchLegacy = "torch legacy"
+}
+
+/// Name, dtype and shape of one stored tensor.
+public struct WeightInfo: Sendable, Equatable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// Where a tensor's elements are: `buffer[byteOffset...]` holds a storage of `storageElements`
+/// elements; the tensor starts `offset` elements in, with element `strides`.
+struct TensorLocation: Sendable {
+    let buffer: Data
+    let byteOffset: Int
+    let storageElements: Int
+    let dtype: DType
+    let offset: Int
+    let shape: [Int]
+    let strides: [Int]
+}
+
+/// The tensors of one checkpoint file by name, read lazily and converted to Float32 on access.
+/// Names are the state dict's own, after picking the weights out of a training checkpoint
+/// (`state_dict_ema`, `model_ema`, `state_dict`, `model`, in timm's order) and dropping a
+/// `module.` prefix that every key shares (DataParallel).
+public struct WeightStore: Sendable {
+    /// The file the tensors came from.
+    public let file: String
+    public let format: CheckpointFormat
+    /// Tensor names in file order.
+    public let names: [String]
+    let locations: [String: TensorLocation]
+
+    /// Opens a safetensors file or a `torch.save` file (zip or legacy), recognised by content.
+    public init(contentsOf path: String) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        } catch {
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            throw WeightsError(.unreadable, path, !exists ? "no such file" : isDirectory.boolValue ? "it is a folder, not a checkpoint file" : "cannot read the file")
+        }
+        let (format, entries): (CheckpointFormat, [(String, TensorLocation)])
+        if data.isEmpty {
+            throw WeightsError(.corrupt, path, "the file is empty (0 bytes)")
+        } else if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            (format, entries) = (.torchZip, try TorchCheckpoint.readZip(path: path, data: data))
+        } else if data.starts(with: TorchCheckpoint.legacyMagic) {
+            (format, entries) = (.torchLegacy, try TorchCheckpoint.readLegacy(path: path, data: data))
+        } else if Safetensors.looksLike(data) {
+            (format, entries) = (.safetensors, try Safetensors.read(path: path, data: data))
+        } else {
+            throw WeightsError(.unknownFormat, path, "not a checkpoint effdense can read (expected safetensors or a torch.save .pth/.pt/.bin file)")
+        }
+        self.init(file: path, format: format, entries: entries)
+    }
+
+    init(file: String, format: CheckpointFormat, entries: [(String, TensorLocation)]) {
+        var entries = entries
+        if !entries.isEmpty, entries.allSatisfy({ $0.0.hasPrefix("module.") }) {
+            entries = entries.map { (String($0.0.dropFirst(7)), $0.1) }
+        }
+        self.file = file
+        self.format = format
+        names = entries.map(\.0)
+        locations = Dictionary(entries, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Name, dtype and shape of a stored tensor, or nil if the file has no such name.
+    public func info(_ name: String) -> WeightInfo? {
+        locations[name].map { WeightInfo(name: name, dtype: $0.dtype, shape: $0.shape) }
+    }
+
+    /// Every stored tensor's name, dtype and shape, in file order.
+    public var infos: [WeightInfo] { names.compactMap(info) }
+
+    /// The key layout the names follow.
+    public var layout: KeyLayout { KeyLayout(recognising: names) }
+
+    /// The tensor `name` as contiguous Float32 (converted from F16 / BF16 / integers).
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let location = locations[name] else {
+            throw WeightsError(.missingKey, file, "no tensor named '\(name)'")
+        }
+        var tensor = Tensor(uninitialized: location.shape)
+        tensor.withUnsafeMutableBufferPointer { out in
+            location.forEachElement { raw, index, flat in out[flat] = location.dtype.load(raw, index) }
+        }
+        return tensor
+    }
+
+    /// The tensor `name` as Int64 values (exact for integer dtypes).
+    public func integers(_ name: String) throws -> [Int64] {
+        guard let location = locations[name] else {
+            throw WeightsError(.missingKey, file, "no tensor named '\(name)'")
+        }
+        var values = [Int64](repeating: 0, count: location.shape.reduce(1, *))
+        location.forEachElement { raw, index, flat in values[flat] = location.dtype.loadInteger(raw, index) }
+        return values
+    }
+}
+
+extension TensorLocation {
+    /// Checks that every element the view reaches lies inside its storage and the storage
+    /// inside the buffer.
+    func validate(name: String, file: String) throws {
+        guard shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }), offset >= 0, storageElements >= 0 else {
+            throw WeightsError(.corrupt, file, "tensor '\(name)' has a negative size, stride or offset")
+        }
+        guard byteOffset >= 0, byteOffset + storageElements * dtype.size <= buffer.count else {
+            throw WeightsError(.corrupt, file, "tensor '\(name)': its storage (\(storageElements) \(dtype.rawValue) values at byte \(byteOffset)) runs past the end of the data (\(buffer.count) bytes); the file is truncated or its offsets are wrong")
+        }
+        if shape.contains(0) { return }
+        let last = offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
+        guard last < storageElements else {
+            throw WeightsError(.corrupt, file, "tensor '\(name)' of shape \(shape) reaches element \(last) of a storage of \(storageElements) elements")
+        }
+    }
+
+    /// Calls `body(storageBase, elementIndex, flatOutputIndex)` for every element in row-major order.
+    func forEachElement(_ body: (UnsafeRawPointer, Int, Int) -> Void) {
+        let count = shape.reduce(1, *)
+        guard count > 0 else { return }
+        buffer.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            guard let base = raw.baseAddress else { return }
+            let storage = base + byteOffset
+            var index = [Int](repeating: 0, count: shape.count)
+            var element = offset
+            for flat in 0..<count {
+                body(storage, element, flat)
+                // Advance the multi-index, last axis fastest.
+                var axis = shape.count - 1
+                while axis >= 0 {
+                    index[axis] += 1
+                    element += strides[axis]
+                    if index[axis] < shape[axis] { break }
+                    element -= strides[axis] * shape[axis]
+                    index[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+    }
+}
+
+/// The naming scheme of a state dict, recognised from its keys.
+public enum KeyLayout: String, Sendable {
+    /// timm EfficientNet / Lite (`conv_stem`, `blocks.S.B.conv_dw`, `classifier`).
+    case timm = "timm EfficientNet"
+    /// effdet EfficientDet (`backbone.*` in timm's layout, `fpn.*`, `class_net.*`, `box_net.*`).
+    case effdet = "effdet EfficientDet"
+    /// lukemelas EfficientNet-PyTorch (`_conv_stem`, `_blocks.N._depthwise_conv`, `_fc`).
+    case lukemelas = "lukemelas EfficientNet"
+    /// segmentation_models_pytorch DeepLabV3Plus with a lukemelas encoder (`efficientnet-bN`).
+    case smpDeepLabV3PlusLukemelas = "segmentation_models_pytorch DeepLabV3Plus (efficientnet-bN encoder)"
+    /// segmentation_models_pytorch DeepLabV3Plus with a timm encoder (`timm-efficientnet-bN`).
+    case smpDeepLabV3PlusTimm = "segmentation_models_pytorch DeepLabV3Plus (timm-efficientnet-bN encoder)"
+    /// torchvision EfficientNet (`features.N...`, `classifier.1`).
+    case torchvision = "torchvision EfficientNet"
+    case unknown = "unrecognised"
+
+    /// Recognises the layout from a state dict's keys.
+    public init(recognising keys: [String]) {
+        let set = Set(keys)
+        func has(_ prefix: String) -> Bool { keys.contains { $0.hasPrefix(prefix) } }
+        if has("decoder.aspp") || (has("encoder.") && has("segmentation_head.")) {
+            self = set.contains("encoder._conv_stem.weight") ? .smpDeepLabV3PlusLukemelas : .smpDeepLabV3PlusTimm
+        } else if set.contains("backbone.conv_stem.weight") && (has("fpn.") || has("class_net.")) {
+            self = .effdet
+        } else if set.contains("_conv_stem.weight") {
+            self = .lukemelas
+        } else if set.contains("conv_stem.weight") && has("blocks.") {
+            self = .timm
+        } else if set.contains("features.0.0.weight") && has("features.1.0.block.") {
+            self = .torchvision
+        } else {
+            self = .unknown
+        }
+    }
+}
