@@ -55,6 +55,8 @@ public struct WeightStore: Sendable {
         let (format, entries): (CheckpointFormat, [(String, TensorLocation)])
         if data.isEmpty {
             throw WeightsError(.corrupt, path, "the file is empty (0 bytes)")
+        } else if data.count < TorchCheckpoint.legacyMagic.count {
+            throw WeightsError(.corrupt, path, "the file is only \(data.count) bytes, too short for any checkpoint (truncated?)")
         } else if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             (format, entries) = (.torchZip, try TorchCheckpoint.readZip(path: path, data: data))
         } else if data.starts(with: TorchCheckpoint.legacyMagic) {
