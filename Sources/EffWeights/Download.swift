@@ -63,6 +63,16 @@ public struct CheckpointDownloader: Sendable {
     }
 
     private func fetch(_ url: URL, into partial: URL, resumingAt offset: Int64) throws {
+        if url.isFileURL {
+            // A mirror on a local or shared drive: copy (nothing to resume).
+            try? FileManager.default.removeItem(at: partial)
+            do {
+                try FileManager.default.copyItem(at: url, to: partial)
+            } catch {
+                throw WeightsError(.download, url.absoluteString, "cannot copy the file (\(FileManager.default.fileExists(atPath: url.path) ? "unreadable" : "no such file"))")
+            }
+            return
+        }
         var request = URLRequest(url: url, timeoutInterval: timeout)
         if offset > 0 { request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range") }
         let sink = DownloadSink(file: partial, resumeOffset: offset, progress: progress)

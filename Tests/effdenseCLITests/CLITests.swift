@@ -1,0 +1,145 @@
+import EffImage
+import EffWeights
+import Foundation
+import Testing
+
+/// Runs the built `effdense` binary the way a user does and checks exit status, stdout, stderr
+/// and the files it writes.
+@Suite struct CLITests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let realLite0 = packageRoot.appendingPathComponent("weights/efficientnet-lite0-57934424.pth").path
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    /// The effdense executable next to this test bundle.
+    static var binary: URL {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var folder = testBinary.deletingLastPathComponent()
+        while folder.path != "/" && !FileManager.default.fileExists(atPath: folder.appendingPathComponent("effdense").path) {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent("effdense")
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("effdense-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A failure: exit 1, one line on stderr naming `file`.
+    static func expectOneLineError(_ result: Result, naming file: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == 1, "exit status \(result.status); stderr: \(result.stderr)", sourceLocation: sourceLocation)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "stderr is not one line: \(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.hasPrefix("effdense: \(file)"), "stderr does not name \(file): \(result.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test func inspectListsTheRealLite0Checkpoint() throws {
+        #expect(FileManager.default.fileExists(atPath: Self.realLite0), "run scripts/fetch-weights.sh first")
+        let table = try Self.run(["weights", "inspect", Self.realLite0])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("296 tensors"))
+        #expect(table.stdout.contains("key layout: lukemelas EfficientNet"))
+        #expect(table.stdout.contains("_blocks.15._project_conv.weight"))
+        let json = try Self.run(["weights", "inspect", "--json", Self.realLite0])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["tensors"] as? [Any])?.count == 296)
+        #expect(object["tensors_count"] as? Int == 296)
+        #expect(object["format"] as? String == "torch legacy")
+    }
+
+    @Test func badCheckpointsGiveOneLineAndStatusOne() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let real = try Data(contentsOf: URL(fileURLWithPath: Self.realLite0))
+        let truncated = folder.appendingPathComponent("truncated.pth").path
+        try real.prefix(real.count / 2).write(to: URL(fileURLWithPath: truncated))
+        Self.expectOneLineError(try Self.run(["weights", "inspect", truncated]), naming: truncated)
+        Self.expectOneLineError(try Self.run(["weights", "inspect", "/no/such.pth"]), naming: "/no/such.pth")
+    }
+
+    @Test func convertWritesAReadableSafetensorsFile() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("lite0.safetensors").path
+        let result = try Self.run(["weights", "convert", Self.realLite0, output, "--fp16"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let converted = try WeightStore(contentsOf: output)
+        let original = try WeightStore(contentsOf: Self.realLite0)
+        #expect(converted.names.count == 296 && converted.format == .safetensors)
+        #expect(converted.info("_fc.weight")?.dtype == .float16)
+        #expect(try converted.tensor("_fc.bias").scalars == original.tensor("_fc.bias").scalars.map { Float(Float16($0)) })
+    }
+
+    @Test func pullRejectsAFileWhoseHashDoesNotMatchItsName() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let mirror = folder.appendingPathComponent("mirror")
+        try FileManager.default.createDirectory(at: mirror, withIntermediateDirectories: true)
+        try Data("not the real checkpoint".utf8).write(to: mirror.appendingPathComponent("tf_efficientdet_d0_34-f153e0cf.pth"))
+        let result = try Self.run(["weights", "pull", "tf_efficientdet_d0"],
+                                  environment: ["EFFDENSE_WEIGHTS_MIRROR": mirror.absoluteString, "XDG_CACHE_HOME": folder.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("does not start with f153e0cf"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("effdense/tf_efficientdet_d0_34-f153e0cf.pth").path))
+    }
+
+    @Test func pullReusesTheCacheAndNamesWhatIsMissing() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let mirror = folder.appendingPathComponent("mirror")
+        try FileManager.default.createDirectory(at: mirror, withIntermediateDirectories: true)
+        let environment = ["EFFDENSE_WEIGHTS_MIRROR": mirror.absoluteString, "XDG_CACHE_HOME": folder.path]
+        let missing = try Self.run(["weights", "pull", "efficientdet_d1"], environment: environment)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("efficientdet_d1-bb7e98fe.pth") && missing.stderr.contains("--weights FILE"), "\(missing.stderr)")
+        // Already in the cache: nothing is fetched, the path is printed.
+        let cached = folder.appendingPathComponent("effdense/efficientdet_d1-bb7e98fe.pth")
+        try FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("cached".utf8).write(to: cached)
+        let reused = try Self.run(["weights", "pull", "efficientdet_d1"], environment: environment)
+        #expect(reused.status == 0 && reused.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == cached.path, "\(reused.stderr)")
+    }
+
+    @Test func smokeRunsOnASampleAndWritesAPNG() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("edges.png").path
+        let result = try Self.run(["smoke", "samples/chelsea.png", "-o", output, "--size", "200", "--threads", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let image = try ImageCodec.decode(contentsOf: output)
+        #expect(image.width == 200 && image.height == 133)
+    }
+
+    @Test func badImagesAndFlagsGiveOneLineAndStatusOne() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let empty = folder.appendingPathComponent("empty.png").path
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        let output = folder.appendingPathComponent("out.png").path
+        Self.expectOneLineError(try Self.run(["smoke", empty, "-o", output]), naming: empty)
+        #expect(!FileManager.default.fileExists(atPath: output))
+        let flag = try Self.run(["smoke", "samples/chelsea.png", "--threads", "0"])
+        #expect(flag.status == 1 && flag.stderr.split(separator: "\n").count == 1, "\(flag.stderr)")
+        let unknown = try Self.run(["smoke", "samples/chelsea.png", "--no-such-flag"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("--no-such-flag"))
+    }
+}
