@@ -34,7 +34,8 @@ final class LocalHTTPServer: @unchecked Sendable {
         }
         listener = fd
         port = UInt16(bigEndian: address.sin_port)
-        let thread = Thread { [unowned self] in self.acceptLoop() }
+        // The thread keeps the server alive until stop() closes the socket and the loop ends.
+        let thread = Thread { self.acceptLoop() }
         self.thread = thread
         thread.start()
     }
