@@ -33,7 +33,7 @@ struct TensorLocation: Sendable {
 /// The tensors of one checkpoint file by name, read lazily and converted to Float32 on access.
 /// Names are the state dict's own, after picking the weights out of a training checkpoint
 /// (`state_dict_ema`, `model_ema`, `state_dict`, `model`, in timm's order) and dropping a
-/// `module.` prefix that every key shares (DataParallel).
+/// `module.` (DataParallel) or `model.` prefix that every key shares.
 public struct WeightStore: Sendable {
     /// The file the tensors came from.
     public let file: String
@@ -71,8 +71,9 @@ public struct WeightStore: Sendable {
 
     init(file: String, format: CheckpointFormat, entries: [(String, TensorLocation)]) {
         var entries = entries
-        if !entries.isEmpty, entries.allSatisfy({ $0.0.hasPrefix("module.") }) {
-            entries = entries.map { (String($0.0.dropFirst(7)), $0.1) }
+        // DataParallel's `module.` and a wrapper's `model.` when every key shares them.
+        for prefix in ["module.", "model."] where !entries.isEmpty && entries.allSatisfy({ $0.0.hasPrefix(prefix) }) {
+            entries = entries.map { (String($0.0.dropFirst(prefix.count)), $0.1) }
         }
         self.file = file
         self.format = format

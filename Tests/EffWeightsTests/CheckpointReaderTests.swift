@@ -57,6 +57,17 @@ import Testing
         #expect(try store.tensor("bn1.weight").scalars == plain.tensor("bn1.weight").scalars.map { $0 + 1 })
     }
 
+    @Test func sharedWrapperPrefixesAreDropped() throws {
+        let plain = try WeightStore(contentsOf: Self.path("state_f32.pth"))
+        let location = try #require(plain.locations["scalar"])
+        for names in [["module.model.a", "module.model.b"], ["model.a", "model.b"]] {
+            let store = WeightStore(file: "x", format: .torchZip, entries: names.map { ($0, location) })
+            #expect(store.names == ["a", "b"])
+        }
+        let mixed = WeightStore(file: "x", format: .torchZip, entries: [("model.a", location), ("head.b", location)])
+        #expect(mixed.names == ["model.a", "head.b"])
+    }
+
     @Test func keyLayoutsOfTheReferenceModelsAreRecognised() throws {
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("keys.json"))
         let keys = try JSONDecoder().decode([String: [String]].self, from: data)
