@@ -90,5 +90,22 @@ for name, image in [("rgb.jpg", Image.fromarray(smooth, "RGB")),
 # A valid-looking PNG whose header claims 100000 x 100000 pixels (10 gigapixels).
 (OUT / "huge_header.png").write_bytes(raw_png(100000, 100000, 8, 2, [b"\x00\x00\x00"]))
 
+# Pillow's resampling (what timm / torchvision pre-processing runs): small exact cases, and
+# torchvision's Resize(256) + CenterCrop(224) of samples/chelsea.png stored losslessly.
+ROOT = OUT.parent.parent.parent
+chelsea = Image.open(ROOT / "samples/chelsea.png").convert("RGB")
+small = Image.fromarray(rgb, "RGB")
+resized = {}
+for source_name, source, size in [("chelsea.png", chelsea, (37, 29)), ("chelsea.png", chelsea, (300, 200)),
+                                  ("rgb8.png", small, (20, 13)), ("rgb8.png", small, (3, 9))]:
+    for filter_name, flt in [("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR)]:
+        out = np.asarray(source.resize(size, flt))
+        resized[f"{source_name} {size[0]}x{size[1]} {filter_name}"] = {
+            "source": source_name, "width": size[0], "height": size[1], "filter": filter_name, "rgb": out.flatten().tolist()}
+(OUT / "resize_expected.json").write_text(json.dumps(resized))
+import torchvision.transforms as T
+crop = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224)])(chelsea)
+crop.save(OUT / "chelsea_resize256_crop224.png")
+
 (OUT / "expected.json").write_text(json.dumps(expected))
 print(f"wrote {len(expected)} decodable fixtures and huge_header.png to {OUT}")

@@ -190,3 +190,37 @@ import Testing
         #expect(back == image)
     }
 }
+
+/// Resampling against Pillow (scripts/make_image_fixtures.py): the filters timm and torchvision
+/// pre-processing use, pixel for pixel.
+@Suite struct ResampleTests {
+    struct Case: Decodable { let source: String; let width: Int; let height: Int; let filter: String; let rgb: [UInt8] }
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func source(_ name: String) throws -> RGBImage {
+        name == "chelsea.png"
+            ? try ImageCodec.decode(contentsOf: packageRoot.appendingPathComponent("samples/chelsea.png").path)
+            : try ImageCodec.decode(ImageCodecTests.fixture(name), source: name)
+    }
+
+    @Test func matchesPillowResize() throws {
+        let data = try Data(contentsOf: ImageCodecTests.fixtures.appendingPathComponent("resize_expected.json"))
+        let cases = try JSONDecoder().decode([String: Case].self, from: data)
+        #expect(cases.count == 8)
+        for (name, c) in cases {
+            let filter = try #require(ResampleFilter(rawValue: c.filter))
+            let out = try Self.source(c.source).resized(width: c.width, height: c.height, filter: filter)
+            let worst = zip(out.pixels, c.rgb).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            #expect(out.width == c.width && out.height == c.height && worst == 0, "\(name): largest difference \(worst)")
+        }
+    }
+
+    @Test func matchesTorchvisionResizeAndCenterCrop() throws {
+        let chelsea = try Self.source("chelsea.png")  // 451 x 300
+        let resized = try chelsea.resized(width: 384, height: 256, filter: .bicubic)  // int(256 * 451 / 300)
+        let cropped = try resized.centerCropped(width: 224, height: 224)
+        let expected = try ImageCodec.decode(ImageCodecTests.fixture("chelsea_resize256_crop224.png"), source: "crop")
+        #expect(cropped == expected)
+    }
+}
