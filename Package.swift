@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "EffCore", targets: ["EffCore"]),
         .library(name: "EffImage", targets: ["EffImage"]),
         .library(name: "EffWeights", targets: ["EffWeights"]),
+        .library(name: "EffDense", targets: ["EffDense"]),
         .executable(name: "effdense", targets: ["effdense"]),
     ],
     dependencies: [
@@ -32,15 +33,17 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        .target(name: "EffDense", dependencies: ["EffCore", "EffWeights", "EffImage"]),
         .executableTarget(
             name: "effdense",
             dependencies: [
-                "EffCore", "EffImage", "EffWeights",
+                "EffCore", "EffImage", "EffWeights", "EffDense",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "EffCoreTests", dependencies: ["EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffImage", "EffWeights"]),
         .testTarget(name: "EffWeightsTests", dependencies: ["EffWeights", "EffCore"], resources: [.copy("Fixtures")]),
     ]

@@ -1,0 +1,67 @@
+import EffWeights
+
+/// The parts of an MBConv block that carry weights.
+public enum MBConvPart: Sendable { case expand, depthwise, seReduce, seExpand, project }
+
+/// How an EfficientNet's parameters are named in a checkpoint: timm's layout (also effdet's
+/// backbone and smp's `timm-efficientnet-bN` encoders) or lukemelas' (smp's `efficientnet-bN`
+/// encoders, the real Lite0 checkpoint), under an optional prefix (`backbone.`, `encoder.`).
+public struct EfficientNetKeys: Sendable, Equatable {
+    public enum Layout: Sendable, Equatable { case timm, lukemelas }
+    public var layout: Layout
+    public var prefix: String
+
+    public init(layout: Layout, prefix: String = "") {
+        self.layout = layout
+        self.prefix = prefix
+    }
+
+    /// The layout a checkpoint's keys follow, for its EfficientNet part.
+    public init(for keyLayout: KeyLayout) {
+        switch keyLayout {
+        case .lukemelas: self.init(layout: .lukemelas)
+        case .smpDeepLabV3PlusLukemelas: self.init(layout: .lukemelas, prefix: "encoder.")
+        case .smpDeepLabV3PlusTimm: self.init(layout: .timm, prefix: "encoder.")
+        case .effdet: self.init(layout: .timm, prefix: "backbone.")
+        case .timm, .torchvision, .unknown: self.init(layout: .timm)
+        }
+    }
+
+    /// (convolution, batch norm) names of the stem.
+    public var stem: (conv: String, bn: String) {
+        layout == .timm ? (prefix + "conv_stem", prefix + "bn1") : (prefix + "_conv_stem", prefix + "_bn0")
+    }
+
+    /// (convolution, batch norm) names of the 1x1 head convolution.
+    public var head: (conv: String, bn: String) {
+        layout == .timm ? (prefix + "conv_head", prefix + "bn2") : (prefix + "_conv_head", prefix + "_bn1")
+    }
+
+    /// The classifier (a linear layer).
+    public var classifier: String { prefix + (layout == .timm ? "classifier" : "_fc") }
+
+    /// (convolution, batch norm if any) names of one part of block number `flatIndex`.
+    public func block(_ block: EfficientNetArchitecture.Block, flatIndex: Int, _ part: MBConvPart) -> (conv: String, bn: String?) {
+        switch layout {
+        case .timm:
+            let base = prefix + "blocks.\(block.stage).\(block.index)."
+            let separable = block.kind == .depthwiseSeparable
+            switch part {
+            case .expand: return (base + "conv_pw", base + "bn1")
+            case .depthwise: return (base + "conv_dw", base + (separable ? "bn1" : "bn2"))
+            case .seReduce: return (base + "se.conv_reduce", nil)
+            case .seExpand: return (base + "se.conv_expand", nil)
+            case .project: return separable ? (base + "conv_pw", base + "bn2") : (base + "conv_pwl", base + "bn3")
+            }
+        case .lukemelas:
+            let base = prefix + "_blocks.\(flatIndex)."
+            switch part {
+            case .expand: return (base + "_expand_conv", base + "_bn0")
+            case .depthwise: return (base + "_depthwise_conv", base + "_bn1")
+            case .seReduce: return (base + "_se_reduce", nil)
+            case .seExpand: return (base + "_se_expand", nil)
+            case .project: return (base + "_project_conv", base + "_bn2")
+            }
+        }
+    }
+}
