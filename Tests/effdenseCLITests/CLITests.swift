@@ -143,3 +143,41 @@ import Testing
         #expect(unknown.status == 1 && unknown.stderr.contains("--no-such-flag"))
     }
 }
+
+@Suite struct ClassifyCLITests {
+    @Test func classifyWritesJSONLinesWithTheRealModel() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("out.jsonl").path
+        let result = try CLITests.run(["classify", "samples/coffee.jpg", "samples/chelsea.png", "--json", output, "--top", "3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["image"] as? String == "samples/coffee.jpg")
+        #expect(first["model"] as? String == "tf_efficientnet_lite0")
+        let predictions = try #require(first["predictions"] as? [[String: Any]])
+        #expect(predictions.count == 3)
+        #expect(predictions.first?["label"] as? String == "espresso" && predictions.first?["class_index"] as? Int == 967)
+        let stdout = try CLITests.run(["classify", "samples/chelsea.png", "--json", "-"])
+        #expect(stdout.stdout.split(separator: "\n").count == 1 && stdout.stdout.contains("\"tiger cat\""))
+    }
+
+    @Test func wrongWeightsNameTheFirstMismatchedKey() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Another model's checkpoint: Lite0 weights for B0.
+        let other = try CLITests.run(["classify", "samples/coffee.jpg", "--model", "tf_efficientnet_b0", "--weights", CLITests.realLite0])
+        CLITests.expectOneLineError(other, naming: CLITests.realLite0)
+        #expect(other.stderr.contains("_blocks.0._se_reduce.weight") || other.stderr.contains("key '"), "\(other.stderr)")
+        // A truncated checkpoint.
+        let real = try Data(contentsOf: URL(fileURLWithPath: CLITests.realLite0))
+        let truncated = folder.appendingPathComponent("lite0.pth").path
+        try real.prefix(real.count - 1000).write(to: URL(fileURLWithPath: truncated))
+        CLITests.expectOneLineError(try CLITests.run(["classify", "samples/coffee.jpg", "--weights", truncated]), naming: truncated)
+        // No weights at all for a model.
+        let none = try CLITests.run(["classify", "samples/coffee.jpg", "--model", "tf_efficientnet_b3"],
+                                    environment: ["XDG_CACHE_HOME": folder.path])
+        #expect(none.status == 1 && none.stderr.contains("--weights FILE"), "\(none.stderr)")
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// Finds effdense's data folders (`configs/`, `weights/`): `$EFFDENSE_HOME` if set, else the
+/// package checkout the executable was built in, else the current directory.
+public enum ProjectFiles {
+    /// The first existing file at `relativePath` under the search roots.
+    public static func locate(_ relativePath: String) -> URL? {
+        for root in searchRoots {
+            let candidate = root.appendingPathComponent(relativePath)
+            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+        }
+        return nil
+    }
+
+    static var searchRoots: [URL] {
+        var roots: [URL] = []
+        if let home = ProcessInfo.processInfo.environment["EFFDENSE_HOME"], !home.isEmpty {
+            roots.append(URL(fileURLWithPath: home))
+        }
+        // .build/<config>/effdense or .build/<triple>/<config>/effdense inside the checkout.
+        var folder = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            folder = folder.deletingLastPathComponent()
+            roots.append(folder)
+        }
+        roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        return roots
+    }
+
+    /// Class names, one per line.
+    public static func labels(_ path: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the label file (not UTF-8 text?)" : "no such label file")
+        }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+    }
+}
+
+/// A configuration or label file that cannot be used, naming the file and the problem.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let problem: String
+    public init(_ file: String, _ problem: String) { self.file = file; self.problem = problem }
+    public var description: String { "\(file): \(problem)" }
+}
