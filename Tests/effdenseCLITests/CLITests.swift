@@ -119,27 +119,21 @@ import Testing
         #expect(reused.status == 0 && reused.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == cached.path, "\(reused.stderr)")
     }
 
-    @Test func smokeRunsOnASampleAndWritesAPNG() throws {
-        let folder = try Self.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let output = folder.appendingPathComponent("edges.png").path
-        let result = try Self.run(["smoke", "samples/chelsea.png", "-o", output, "--size", "200", "--threads", "1"])
-        #expect(result.status == 0, "\(result.stderr)")
-        let image = try ImageCodec.decode(contentsOf: output)
-        #expect(image.width == 200 && image.height == 133)
-    }
-
     @Test func badImagesAndFlagsGiveOneLineAndStatusOne() throws {
         let folder = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let empty = folder.appendingPathComponent("empty.png").path
         #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
-        let output = folder.appendingPathComponent("out.png").path
-        Self.expectOneLineError(try Self.run(["smoke", empty, "-o", output]), naming: empty)
+        let output = folder.appendingPathComponent("out.jsonl").path
+        Self.expectOneLineError(try Self.run(["classify", empty, "--json", output]), naming: empty)
         #expect(!FileManager.default.fileExists(atPath: output))
-        let flag = try Self.run(["smoke", "samples/chelsea.png", "--threads", "0"])
+        let truncated = folder.appendingPathComponent("coffee.jpg").path
+        let jpeg = try Data(contentsOf: Self.packageRoot.appendingPathComponent("samples/coffee.jpg"))
+        try jpeg.prefix(jpeg.count / 2).write(to: URL(fileURLWithPath: truncated))
+        Self.expectOneLineError(try Self.run(["classify", truncated]), naming: truncated)
+        let flag = try Self.run(["classify", "samples/chelsea.png", "--threads", "0"])
         #expect(flag.status == 1 && flag.stderr.split(separator: "\n").count == 1, "\(flag.stderr)")
-        let unknown = try Self.run(["smoke", "samples/chelsea.png", "--no-such-flag"])
+        let unknown = try Self.run(["classify", "samples/chelsea.png", "--no-such-flag"])
         #expect(unknown.status == 1 && unknown.stderr.contains("--no-such-flag"))
     }
 }
