@@ -126,18 +126,22 @@ struct LayerBinder {
                       runningVar: binder.tensor(name + ".running_var", shape: [channels]).scalars, eps: eps)
     }
 
+    /// A convolution and its BatchNorm (folded). Without a BatchNorm the convolution has a bias;
+    /// with one, a bias only when `bias` says so (effdet's "redundant bias").
     func conv(_ name: String, bn: String?, in inChannels: Int, out: Int, kernel: Int, stride: Int = 1,
-              dilation: Int = 1, activation: Activation) throws -> Conv2D {
+              dilation: Int = 1, activation: Activation, bias: Bool? = nil) throws -> Conv2D {
+        let hasBias = bias ?? (bn == nil)
         let conv = try Conv2D(weight: binder.tensor(name + ".weight", shape: [out, inChannels, kernel, kernel]),
-                              bias: bn == nil ? binder.tensor(name + ".bias", shape: [out]) : nil,
+                              bias: hasBias ? binder.tensor(name + ".bias", shape: [out]) : nil,
                               stride: stride, dilation: dilation, padding: padding, activation: activation)
         return try bn.map { try conv.folding(batchNorm($0, channels: out)) } ?? conv
     }
 
     func depthwise(_ name: String, bn: String?, channels: Int, kernel: Int, stride: Int, dilation: Int,
-                   activation: Activation) throws -> DepthwiseConv2D {
+                   activation: Activation, bias: Bool? = nil) throws -> DepthwiseConv2D {
+        let hasBias = bias ?? (bn == nil)
         let conv = try DepthwiseConv2D(weight: binder.tensor(name + ".weight", shape: [channels, 1, kernel, kernel]),
-                                       bias: bn == nil ? binder.tensor(name + ".bias", shape: [channels]) : nil,
+                                       bias: hasBias ? binder.tensor(name + ".bias", shape: [channels]) : nil,
                                        stride: stride, dilation: dilation, padding: padding, activation: activation)
         return try bn.map { try conv.folding(batchNorm($0, channels: channels)) } ?? conv
     }

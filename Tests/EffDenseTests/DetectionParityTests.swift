@@ -1,0 +1,113 @@
+import EffCore
+import EffDense
+import EffImage
+import EffWeights
+import Foundation
+import Testing
+
+/// EfficientDet against effdet (scripts/make_detection_fixtures.py): seeded random weights in
+/// the official key layout saved by torch.save, a square and a non-square picture.
+@Suite struct DetectionParityTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func fixture(_ name: String) -> String { BackboneParityTests.fixtures.appendingPathComponent("detection/" + name).path }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        let model: String, image: String
+        var testDescription: String { "\(model) on \(image)" }
+    }
+    static let cases = ["tf_efficientdet_d0", "efficientdet_d0"].flatMap { m in ["astronaut.jpg", "coffee.jpg"].map { Case(model: m, image: $0) } }
+
+    @Test(arguments: cases)
+    func matchesEffdet(_ c: Case) throws {
+        let config = try DetectionConfig.load(contentsOf: Self.root.appendingPathComponent("configs/\(c.model).yaml").path)
+        let detector = try ObjectDetector(config: config, weightsFile: Self.fixture("\(c.model).pth"))
+        let io = try WeightStore(contentsOf: Self.fixture("\(c.model).io.safetensors"))
+        let key = String(c.image.split(separator: ".")[0])
+
+        // Pre-processing: the letterboxed canvas equals effdet's, pixel for pixel.
+        let image = try ImageCodec.decode(contentsOf: Self.root.appendingPathComponent("samples/" + c.image).path)
+        let (canvas, imageScale) = try detector.preprocessing.letterbox(image)
+        #expect(canvas == (try ImageCodec.decode(contentsOf: Self.fixture(c.image + ".letterbox.png"))))
+        let referenceScale = try io.tensor("\(key).img_scale").scalars[0]
+        #expect(Float(imageScale) == referenceScale)
+
+        // Raw outputs at every level.
+        let (classes, boxes) = try detector.network(canvas.tensor(mean: config.mean, std: config.std))
+        #expect(classes.count == 5 && boxes.count == 5)
+        for level in 0..<5 {
+            expectClose(boxes[level], try io.tensor("\(key).box\(level)"), "\(c) box level \(level + 3)")
+            let values = classes[level].scalars
+            if level < 3 {
+                let index = try io.integers("\(key).class\(level).index").map { Int($0) }
+                let sampled = try Tensor(shape: [index.count], values: index.map { values[$0] })
+                expectClose(sampled, try io.tensor("\(key).class\(level).value"), "\(c) class level \(level + 3) (sampled)")
+            } else {
+                expectClose(try classes[level].reshaped([values.count]), try io.tensor("\(key).class\(level)"), "\(c) class level \(level + 3)")
+            }
+        }
+
+        // Final detections: effdet's DetBenchPredict with img_scale and img_size.
+        let ours = try PostProcessing().detections(
+            classes: classes, boxes: boxes, anchors: detector.anchors, numClasses: config.numClasses, imageScale: referenceScale,
+            clipSize: (Float(image.width) / referenceScale, Float(image.height) / referenceScale))
+        let raw = try io.tensor("\(key).detections").scalars
+        let reference = stride(from: 0, to: raw.count, by: 6).map {
+            Detection(box: Array(raw[$0..<($0 + 4)]), score: raw[$0 + 4], classIndex: Int(raw[$0 + 5]) - 1)
+        }
+        #expect(ours.count == 100 && reference.count == 100)
+        expectSameDetections(ours, reference, "\(c)")
+    }
+
+    @Test func anchorsFollowEffdetsOrderAndSizes() throws {
+        let config = try DetectionConfig.load(contentsOf: Self.root.appendingPathComponent("configs/tf_efficientdet_d0.yaml").path)
+        let anchors = AnchorGrid(config: config)
+        #expect(anchors.count == (64 * 64 + 32 * 32 + 16 * 16 + 8 * 8 + 4 * 4) * 9)
+        // First anchor: level 3 (stride 8), centre (4, 4), scale 2^0, ratio (1, 1): size 4 * 8 = 32.
+        #expect(Array(anchors.boxes[0..<4]) == [-12, -12, 20, 20])
+        // Second: ratio (1.4, 0.7): half width 32 * 1.4 / 2 = 22.4, half height 32 * 0.7 / 2 = 11.2.
+        #expect(abs(anchors.boxes[5] - (4 - 22.4)) < 1e-5 && abs(anchors.boxes[4] - (4 - 11.2)) < 1e-5)
+        // Anchor 9 is the next column (x centre 12).
+        #expect(anchors.boxes[9 * 4 + 1] == -4 && anchors.boxes[9 * 4 + 3] == 28)
+    }
+
+    @Test func hardAndSoftNMS() {
+        let a = Detection(box: [0, 0, 10, 10], score: 0.9, classIndex: 1)
+        let b = Detection(box: [1, 0, 11, 10], score: 0.8, classIndex: 1)   // IoU 0.818 with a
+        let c = Detection(box: [1, 0, 11, 10], score: 0.7, classIndex: 2)   // other class: kept
+        let d = Detection(box: [20, 20, 30, 30], score: 0.6, classIndex: 1) // no overlap: kept
+        let hard = PostProcessing.hardNMS([d, b, c, a], iouThreshold: 0.5)
+        #expect(hard == [a, c, d])
+        let soft = PostProcessing.softNMS([d, b, c, a])
+        #expect(soft.count == 4 && soft[0] == a)
+        let decayed = soft.first { $0.box == b.box && $0.classIndex == 1 }
+        #expect(abs((decayed?.score ?? 0) - 0.8 * expf(-(0.8181818 * 0.8181818) / 0.5)) < 1e-5)
+    }
+}
+
+/// Every reference detection has a counterpart (same class, IoU > 0.99, score within 1e-3) and
+/// vice versa — except detections tied with the list's last score, whose membership at the
+/// cut-off is decided by float rounding. Boxes clipped to zero area (their IoU is 0 / 0) match
+/// when their corners agree within 0.01 pixel.
+func expectSameDetections(_ ours: [Detection], _ reference: [Detection], _ what: String,
+                          sourceLocation: SourceLocation = #_sourceLocation) {
+    func matches(_ x: Detection, _ y: Detection) -> Bool {
+        let sameBox = PostProcessingIoU.iou(x.box, y.box) > 0.99 || zip(x.box, y.box).allSatisfy { abs($0 - $1) < 0.01 }
+        return x.classIndex == y.classIndex && abs(x.score - y.score) < 1e-3 && sameBox
+    }
+    let cutoff = max(reference.last?.score ?? 0, ours.last?.score ?? 0) + 1e-5
+    let missing = reference.filter { r in r.score > cutoff && !ours.contains { matches($0, r) } }
+    let extra = ours.filter { o in o.score > cutoff && !reference.contains { matches(o, $0) } }
+    #expect(missing.isEmpty && extra.isEmpty,
+            "\(what): \(missing.count) reference detections unmatched (first \(String(describing: missing.first))), \(extra.count) extra (first \(String(describing: extra.first)))",
+            sourceLocation: sourceLocation)
+    #expect(reference.filter { $0.score > cutoff }.count >= reference.count * 8 / 10, "\(what): too many ties at the cut-off to check",
+            sourceLocation: sourceLocation)
+}
+
+enum PostProcessingIoU {
+    static func iou(_ a: [Float], _ b: [Float]) -> Float {
+        let areaA = (a[2] - a[0]) * (a[3] - a[1]), areaB = (b[2] - b[0]) * (b[3] - b[1])
+        let w = max(0, min(a[2], b[2]) - max(a[0], b[0])), h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        return w * h / (areaA + areaB - w * h)
+    }
+}
