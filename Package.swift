@@ -22,11 +22,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
         .target(name: "EffCore", dependencies: ["CBLAS"]),
-        .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs"]),
+        .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs", "CFreeType"]),
         .target(
             name: "EffWeights",
             dependencies: [
@@ -45,7 +46,7 @@ let package = Package(
         .testTarget(name: "EffCoreTests", dependencies: ["EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffImage", "EffWeights"]),
+        .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffImage", "EffWeights", "EffDense"]),
         .testTarget(name: "EffWeightsTests", dependencies: ["EffWeights", "EffCore"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the native libraries effdense builds against (Debian/Ubuntu), only when missing:
-# OpenBLAS, libpng, libjpeg-turbo and pkg-config.
+# OpenBLAS, libpng, libjpeg-turbo, FreeType with the DejaVu fonts (labels on pictures), pkg-config.
 set -euo pipefail
 
-packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev pkg-config)
+packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

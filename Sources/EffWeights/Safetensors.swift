@@ -1,3 +1,4 @@
+import EffCore
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header
@@ -68,30 +69,44 @@ public enum Safetensors {
         return sorted.map { ($0.0, $0.1) }
     }
 
-    /// Writes tensors as a safetensors file (atomically): floating-point tensors as F32 (or F16
-    /// with `halfPrecision`), integer tensors as I64, in the order given.
+    /// A tensor to write: Float32 values (stored as F32, or F16 when converting with halfPrecision)
+    /// or exact integers (stored as I64).
+    public enum Values: Sendable {
+        case float(Tensor)
+        case integers([Int64], shape: [Int])
+    }
+
+    /// Writes a checkpoint's tensors as a safetensors file (atomically), in file order.
     public static func write(_ store: WeightStore, to path: String, halfPrecision: Bool = false) throws {
+        try write(store.infos.map { info in
+            (info.name, info.dtype.isFloatingPoint ? .float(try store.tensor(info.name)) : .integers(try store.integers(info.name), shape: info.shape))
+        }, to: path, halfPrecision: halfPrecision)
+    }
+
+    /// Writes named tensors as a safetensors file (atomically), in the order given.
+    public static func write(_ tensors: [(String, Values)], to path: String, halfPrecision: Bool = false) throws {
         var header: [String: Any] = ["__metadata__": ["format": "pt", "converted_by": "effdense"]]
         var body = Data()
-        for info in store.infos {
+        for (name, values) in tensors {
             let begin = body.count
-            let dtype: DType
-            if info.dtype.isFloatingPoint {
+            let dtype: DType, shape: [Int]
+            switch values {
+            case .float(let tensor):
                 dtype = halfPrecision ? .float16 : .float32
-                for value in try store.tensor(info.name).scalars {
+                shape = tensor.shape
+                for value in tensor.scalars {
                     if halfPrecision {
                         withUnsafeBytes(of: Float16(value).bitPattern.littleEndian) { body.append(contentsOf: $0) }
                     } else {
                         withUnsafeBytes(of: value.bitPattern.littleEndian) { body.append(contentsOf: $0) }
                     }
                 }
-            } else {
+            case .integers(let integers, let integerShape):
                 dtype = .int64
-                for value in try store.integers(info.name) {
-                    withUnsafeBytes(of: value.littleEndian) { body.append(contentsOf: $0) }
-                }
+                shape = integerShape
+                for value in integers { withUnsafeBytes(of: value.littleEndian) { body.append(contentsOf: $0) } }
             }
-            header[info.name] = ["dtype": dtype.rawValue, "shape": info.shape, "data_offsets": [begin, body.count]]
+            header[name] = ["dtype": dtype.rawValue, "shape": shape, "data_offsets": [begin, body.count]]
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad the header with spaces so the data starts 8-byte aligned, as safetensors does.

@@ -111,3 +111,50 @@ enum PostProcessingIoU {
         return w * h / (areaA + areaB - w * h)
     }
 }
+
+/// A user's own config with another class count: a 3-class head cut from the 90-class fixture
+/// (class channel anchor · C + c) gives the same logits as the matching 90-class channels.
+@Suite struct CustomConfigTests {
+    @Test func threeClassConfigMatchesTheSlicedNinetyClassModel() throws {
+        let root = DetectionParityTests.root
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("effdense-custom-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let yaml = try String(contentsOfFile: root.appendingPathComponent("configs/tf_efficientdet_d0.yaml").path, encoding: .utf8)
+            .replacingOccurrences(of: "num_classes: 90", with: "num_classes: 3")
+            .replacingOccurrences(of: "labels: coco90_classes.txt", with: "labels: three.txt")
+            .replacingOccurrences(of: "name: tf_efficientdet_d0", with: "name: my_three_class_detector")
+        try yaml.write(to: folder.appendingPathComponent("three.yaml"), atomically: true, encoding: .utf8)
+        try "cat\ndog\nbird\n".write(to: folder.appendingPathComponent("three.txt"), atomically: true, encoding: .utf8)
+
+        let store = try WeightStore(contentsOf: DetectionParityTests.fixture("tf_efficientdet_d0.pth"))
+        var tensors: [(String, Safetensors.Values)] = []
+        for info in store.infos {
+            if info.name.hasSuffix("num_batches_tracked") { continue }
+            var tensor = try store.tensor(info.name)
+            if info.name.hasPrefix("class_net.predict.conv_pw.") {
+                let rows = (0..<9).flatMap { anchor in (0..<3).map { anchor * 90 + $0 } }
+                let width = tensor.count / tensor.shape[0]
+                let values = tensor.scalars
+                tensor = try Tensor(shape: [27] + tensor.shape.dropFirst(), values: rows.flatMap { values[($0 * width)..<(($0 + 1) * width)] })
+            }
+            tensors.append((info.name, .float(tensor)))
+        }
+        let weights = folder.appendingPathComponent("three.safetensors").path
+        try Safetensors.write(tensors, to: weights)
+
+        let config = try DetectionConfig.load(contentsOf: folder.appendingPathComponent("three.yaml").path)
+        #expect(config.numClasses == 3 && config.name == "my_three_class_detector")
+        let three = try ObjectDetector(config: config, weightsFile: weights, labels: ["cat", "dog", "bird"])
+        let full = try ObjectDetector(config: DetectionConfig.load(contentsOf: root.appendingPathComponent("configs/tf_efficientdet_d0.yaml").path),
+                                      weightsFile: DetectionParityTests.fixture("tf_efficientdet_d0.pth"))
+        let canvas = try ImageCodec.decode(contentsOf: DetectionParityTests.fixture("coffee.jpg.letterbox.png"))
+        let input = try canvas.tensor(mean: config.mean, std: config.std)
+        let small = try three.network(input).classes[4].scalars, big = try full.network(input).classes[4].scalars
+        #expect(small.count == 16 * 27)
+        for position in 0..<16 { for anchor in 0..<9 { for c in 0..<3 {
+            #expect(abs(small[position * 27 + anchor * 3 + c] - big[position * 810 + anchor * 90 + c]) < 1e-4)
+        } } }
+        #expect(try three.detect(ImageCodec.decode(contentsOf: root.appendingPathComponent("samples/coffee.jpg").path)).allSatisfy { $0.classIndex < 3 })
+    }
+}

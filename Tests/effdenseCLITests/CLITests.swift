@@ -1,3 +1,4 @@
+import EffDense
 import EffImage
 import EffWeights
 import Foundation
@@ -173,5 +174,75 @@ import Testing
         let none = try CLITests.run(["classify", "samples/coffee.jpg", "--model", "tf_efficientnet_b3"],
                                     environment: ["XDG_CACHE_HOME": folder.path])
         #expect(none.status == 1 && none.stderr.contains("--weights FILE"), "\(none.stderr)")
+    }
+}
+
+@Suite struct DetectCLITests {
+    static let weights = CLITests.packageRoot.appendingPathComponent("Tests/EffDenseTests/Fixtures/detection/tf_efficientdet_d0.pth").path
+
+    @Test func detectWritesJSONAndAnAnnotatedPNGWithBoxesWhereTheJSONSays() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let png = folder.appendingPathComponent("coffee.png").path, json = folder.appendingPathComponent("out.jsonl").path
+        let result = try CLITests.run(["detect", "samples/coffee.jpg", "--weights", Self.weights, "-o", png, "--json", json,
+                                       "--max-detections", "1", "--score-threshold", "0.5"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try String(contentsOfFile: json, encoding: .utf8)
+        #expect(line.split(separator: "\n").count == 1)
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(record["image"] as? String == "samples/coffee.jpg" && record["model"] as? String == "tf_efficientdet_d0")
+        #expect(record["width"] as? Int == 600 && record["height"] as? Int == 400)
+        let detections = try #require(record["detections"] as? [[String: Any]])
+        #expect(detections.count == 1)
+        let detection = try #require(detections.first)
+        let box = try #require(detection["box"] as? [Double])
+        let classIndex = try #require(detection["class_index"] as? Int)
+        #expect(box.count == 4 && box[0] >= 0 && box[1] >= 0 && box[2] <= 600 && box[3] <= 400 && box[0] < box[2])
+        #expect(detection["label"] as? String == (try ProjectFiles.labels(CLITests.packageRoot.appendingPathComponent("configs/coco90_classes.txt").path))[classIndex])
+        #expect((detection["score"] as? Double ?? 0) >= 0.5)
+
+        // The PNG: valid, the input's size, the box drawn in its class colour where the JSON says.
+        let annotated = try ImageCodec.decode(contentsOf: png)
+        let original = try ImageCodec.decode(contentsOf: CLITests.packageRoot.appendingPathComponent("samples/coffee.jpg").path)
+        #expect(annotated.width == 600 && annotated.height == 400)
+        func pixel(_ image: RGBImage, _ x: Int, _ y: Int) -> [UInt8] { let i = (y * image.width + x) * 3; return Array(image.pixels[i..<(i + 3)]) }
+        let colour = RGB.forClass(classIndex)
+        let (x1, x2) = (Int(box[0].rounded()), Int(box[2].rounded()))
+        let midY = Int(((box[1] + box[3]) / 2).rounded())
+        #expect(pixel(annotated, x1, midY) == [colour.r, colour.g, colour.b], "left edge at (\(x1), \(midY))")
+        #expect(pixel(annotated, x2 - 1, midY) == [colour.r, colour.g, colour.b], "right edge at (\(x2 - 1), \(midY))")
+        let insideX = (x1 + x2) / 2
+        #expect(pixel(annotated, insideX, midY) == pixel(original, insideX, midY), "inside the box is untouched")
+        #expect(pixel(annotated, min(599, x2 + 20), midY) == pixel(original, min(599, x2 + 20), midY), "outside the box is untouched")
+    }
+
+    @Test func defaultOutputGoesBesideTheInputAndNeverOverwritesIt() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("photo.png").path
+        try FileManager.default.copyItem(atPath: CLITests.packageRoot.appendingPathComponent("samples/chelsea.png").path, toPath: input)
+        let before = try Data(contentsOf: URL(fileURLWithPath: input))
+        let result = try CLITests.run(["detect", input, "--weights", Self.weights, "--max-detections", "3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("photo.detections.png").path))
+        let refused = try CLITests.run(["detect", input, "--weights", Self.weights, "-o", input])
+        CLITests.expectOneLineError(refused, naming: input)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: input)) == before)
+    }
+
+    @Test func missingWeightsAndBadArgumentsGiveOneLine() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let none = try CLITests.run(["detect", "samples/coffee.jpg"], environment: ["XDG_CACHE_HOME": folder.path])
+        #expect(none.status == 1 && none.stderr.contains("--weights FILE") && none.stderr.split(separator: "\n").count == 1, "\(none.stderr)")
+        let wrong = try CLITests.run(["detect", "samples/coffee.jpg", "--weights", CLITests.realLite0])
+        CLITests.expectOneLineError(wrong, naming: CLITests.realLite0)
+        let classes = try CLITests.run(["detect", "samples/coffee.jpg", "--weights", Self.weights, "--classes", "person,unicorn"])
+        #expect(classes.status == 1 && classes.stderr.contains("unicorn"))
+        let threshold = try CLITests.run(["detect", "samples/coffee.jpg", "--score-threshold", "2"])
+        #expect(threshold.status == 1)
+        let config = folder.appendingPathComponent("bad.yaml").path
+        try "name: x\nbackbone: tf_efficientnet_b0\n".write(toFile: config, atomically: true, encoding: .utf8)
+        CLITests.expectOneLineError(try CLITests.run(["detect", "samples/coffee.jpg", "--config", config, "--weights", Self.weights]), naming: config)
     }
 }

@@ -1,0 +1,145 @@
+import ArgumentParser
+import EffCore
+import EffDense
+import EffImage
+import EffWeights
+import Foundation
+
+struct DetectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detect",
+        abstract: "Detect objects with EfficientDet; write annotated PNGs and JSON Lines.")
+
+    @Argument(help: "PNG or JPEG pictures (any size; gray, RGBA, 16-bit and palette are converted).")
+    var images: [String]
+
+    @Option(help: "Model name: tf_efficientdet_d0 … d7x, efficientdet_d0, efficientdet_d1 (or d0 … d7x).")
+    var model = "tf_efficientdet_d0"
+
+    @Option(help: "A model config YAML (effdet's fields) instead of the shipped one, e.g. for another class count.")
+    var config: String?
+
+    @Option(help: "Checkpoint (.pth/.pt/.bin/.safetensors) in effdet's key layout. Default: the official one from `effdense weights pull`.")
+    var weights: String?
+
+    @Option(name: .shortAndLong, help: "Annotated PNG to write (one input only).")
+    var output: String?
+
+    @Option(help: "Folder for annotated PNGs (IMG.detections.png each).")
+    var outDir: String?
+
+    @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
+    var json: String?
+
+    @Option(help: "Drop detections scoring below this.")
+    var scoreThreshold: Float = 0.4
+
+    @Option(help: "IoU above which a box of the same class is suppressed.")
+    var iouThreshold: Float = 0.5
+
+    @Option(help: "Keep at most this many detections per picture.")
+    var maxDetections = 100
+
+    @Option(help: "Only these classes, by name (comma-separated, e.g. person,dog).")
+    var classes: String?
+
+    @Option(help: "Class names, one per line (default: the config's).")
+    var labels: String?
+
+    @Flag(help: "Gaussian soft-NMS instead of hard NMS.")
+    var softNms = false
+
+    @Flag(help: "Do not write annotated PNGs.")
+    var noImages = false
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if images.isEmpty { throw ValidationError("give at least one picture") }
+        if output != nil && images.count > 1 { throw ValidationError("-o takes one input; use --out-dir for \(images.count)") }
+        if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
+        if !(0...1).contains(scoreThreshold) { throw ValidationError("--score-threshold must be within 0...1, found \(scoreThreshold)") }
+        if !(0...1).contains(iouThreshold) { throw ValidationError("--iou-threshold must be within 0...1, found \(iouThreshold)") }
+        if maxDetections < 1 { throw ValidationError("--max-detections must be at least 1, found \(maxDetections)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let (detectionConfig, configFile) = try config.map { (try DetectionConfig.load(contentsOf: $0), $0) } ?? DetectionConfig.named(model)
+        let labelFile = labels ?? detectionConfig.labels.map { URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path }
+        let names = try labelFile.map(ProjectFiles.labels) ?? []
+        let weightsFile = try weights ?? defaultWeights(for: detectionConfig.name)
+        let detector = try ObjectDetector(config: detectionConfig, weightsFile: weightsFile, labels: names)
+        let wanted = try classFilter(names)
+        let postProcessing = PostProcessing(maxDetectionPoints: detectionConfig.maxDetectionPoints, maxDetections: maxDetections,
+                                            iouThreshold: iouThreshold, scoreThreshold: scoreThreshold, softNMS: softNms)
+        let text = noImages ? nil : try TextRenderer()
+        if let outDir {
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        }
+        var lines: [String] = []
+        for path in images {
+            let image = try ImageCodec.decode(contentsOf: path)
+            let detections = try detector.detect(image, postProcessing: postProcessing)
+                .filter { wanted?.contains($0.classIndex) ?? true }
+            let record: [String: Any] = [
+                "image": path, "width": image.width, "height": image.height, "model": detectionConfig.name,
+                "detections": detections.map {
+                    ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
+                     "label": detector.label($0.classIndex)] as [String: Any]
+                },
+            ]
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+            if json == "-" { print(line) } else { lines.append(line) }
+            if let text {
+                var annotated = image
+                annotated.annotate(detections.map {
+                    BoxAnnotation(box: $0.box, label: "\(detector.label($0.classIndex)) \(String(format: "%.2f", $0.score))",
+                                  colour: RGB.forClass($0.classIndex))
+                }, text: text)
+                let target = try outputPath(for: path)
+                try ImageCodec.writePNG(annotated, to: target)
+                if json != "-" { print("\(path): \(detections.count) detections → \(target)") }
+            } else if json != "-" {
+                print("\(path): \(detections.count) detections")
+            }
+        }
+        if let json, json != "-" {
+            try OutputFile.write(lines.map { $0 + "\n" }.joined(), to: json)
+        }
+    }
+
+    /// -o, else DIR/NAME.detections.png, else NAME.detections.png beside the input; never the input.
+    private func outputPath(for input: String) throws -> String {
+        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension + ".detections.png"
+        let target = output ?? outDir.map { ($0 as NSString).appendingPathComponent(stem) }
+            ?? ((input as NSString).deletingLastPathComponent as NSString).appendingPathComponent(stem)
+        guard URL(fileURLWithPath: target).standardizedFileURL.resolvingSymlinksInPath()
+                != URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() else {
+            throw ValidationError("\(target): refusing to overwrite the input")
+        }
+        return target
+    }
+
+    private func classFilter(_ names: [String]) throws -> Set<Int>? {
+        guard let classes else { return nil }
+        var wanted = Set<Int>()
+        for name in classes.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            if let index = names.firstIndex(of: name) {
+                wanted.insert(index)
+            } else if let index = Int(name) {
+                wanted.insert(index)
+            } else {
+                throw ValidationError("--classes: unknown class '\(name)'")
+            }
+        }
+        return wanted
+    }
+
+    private func defaultWeights(for name: String) throws -> String {
+        if let cached = try? CheckpointRegistry.cachedFile(for: name), FileManager.default.fileExists(atPath: cached.path) {
+            return cached.path
+        }
+        throw ValidationError("no weights for \(name): run `effdense weights pull \(name)` (needs network access to GitHub), or pass --weights FILE with a local checkpoint")
+    }
+}
