@@ -9,24 +9,32 @@ public struct EfficientNet: Sendable {
     /// 32, 16 or 8: later stages are dilated instead of strided past it.
     public let outputStride: Int
     public let blockSpecs: [EfficientNetArchitecture.Block]
+    /// Whether the stem's output is the first feature (segmentation_models_pytorch's encoders).
+    public let stemIsFeature: Bool
     let stem: Conv2D
     let blocks: [MBConvBlock]
     let head: Conv2D?
     let classifier: Conv2D?
 
-    /// Channels of the five features, strides 2 to 32 (timm's `feature_info.channels()`).
-    public var featureChannels: [Int] { blockSpecs.filter(\.isFeature).map(\.outChannels) }
+    /// Channels of the features, strides 2 to 32 (timm's `feature_info.channels()`).
+    public var featureChannels: [Int] {
+        (stemIsFeature ? [architecture.scaledStemChannels] : []) + blockSpecs.filter(\.isFeature).map(\.outChannels)
+    }
     /// Nominal strides of the five features (with dilation, the later ones stay at `outputStride`).
     public static let featureStrides = [2, 4, 8, 16, 32]
 
     /// Builds the network and binds its weights through `binder` under `keys`. With
     /// `includeClassifier` false (a backbone for another head) the head convolution and the
-    /// classifier are neither built nor read.
-    public init(architecture: EfficientNetArchitecture, outputStride: Int = 32, weights binder: WeightBinder,
-                keys: EfficientNetKeys, includeClassifier: Bool = true) throws {
+    /// classifier are neither built nor read. `blocks` overrides the resolved blocks (another
+    /// library's dilation and feature choices); `stemIsFeature` makes the stem output the first
+    /// feature.
+    public init(architecture: EfficientNetArchitecture, outputStride: Int = 32, blocks resolved: [EfficientNetArchitecture.Block]? = nil,
+                stemIsFeature: Bool = false, weights binder: WeightBinder, keys: EfficientNetKeys,
+                includeClassifier: Bool = true) throws {
         self.architecture = architecture
         self.outputStride = outputStride
-        blockSpecs = try architecture.blocks(outputStride: outputStride)
+        self.stemIsFeature = stemIsFeature
+        blockSpecs = try resolved ?? architecture.blocks(outputStride: outputStride)
         let padding = architecture.flavour.padding, eps = architecture.flavour.batchNormEps
         let activation = architecture.activation
         let layer = LayerBinder(binder: binder, padding: padding, eps: eps)
@@ -88,7 +96,7 @@ public struct EfficientNet: Sendable {
         let (_, _, _, channels) = try input.requireNHWC("EfficientNet")
         guard channels == 3 else { throw TensorError("EfficientNet", "expected 3 input channels, found \(channels)") }
         var x = try stem(input)
-        var features: [Tensor] = []
+        var features: [Tensor] = stemIsFeature ? [x] : []
         for (block, spec) in zip(blocks, blockSpecs) {
             x = try block(x)
             if spec.isFeature { features.append(x) }

@@ -90,7 +90,30 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
         public let seChannels: Int
         public var hasSkip: Bool { stride == 1 && inChannels == outChannels }
         /// Whether this block's output is one of the multi-scale features.
-        public let isFeature: Bool
+        public var isFeature: Bool
+    }
+
+    /// The blocks with segmentation_models_pytorch's dilation: every block from flat index
+    /// `from` on runs at stride 1 with `dilation` (a later entry overrides an earlier one), and
+    /// the features are the outputs of the blocks in `features`.
+    public func blocks(dilating ranges: [(from: Int, dilation: Int)], features: Set<Int>) throws -> [Block] {
+        try blocks().enumerated().map { index, block in
+            let rule = ranges.last { index >= $0.from }
+            return Block(stage: block.stage, index: block.index, kind: block.kind, inChannels: block.inChannels,
+                         midChannels: block.midChannels, outChannels: block.outChannels, kernel: block.kernel,
+                         stride: rule == nil ? block.stride : 1, dilation: rule?.dilation ?? 1,
+                         seChannels: block.seChannels, isFeature: features.contains(index))
+        }
+    }
+
+    /// Flat index of the first block of each stage.
+    public var stageStarts: [Int] {
+        var starts: [Int] = [], next = 0
+        for s in stages.indices {
+            starts.append(next)
+            next += scaledRepeats(s)
+        }
+        return starts
     }
 
     /// The blocks in order, with strides turned into dilations past `outputStride` (32, 16 or 8)

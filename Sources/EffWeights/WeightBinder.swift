@@ -23,6 +23,12 @@ public final class WeightBinder {
         return try store.tensor(name)
     }
 
+    /// Accepts the tensors under `prefix` without loading them: parameters a reference library
+    /// keeps in its state dict but never uses (e.g. smp encoders' unused head convolution).
+    public func skip(prefix: String) {
+        for name in store.names where name.hasPrefix(prefix) { used.insert(name) }
+    }
+
     /// The names the model did not ask for, BatchNorm counters left out.
     public var unusedNames: [String] {
         store.names.filter { !used.contains($0) && !$0.hasSuffix("num_batches_tracked") }

@@ -1,0 +1,107 @@
+import EffCore
+import EffImage
+import EffWeights
+import Foundation
+
+/// A class mask: one class index per pixel, row-major.
+public struct SegmentationMask: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public var classes: [UInt8]
+
+    /// Pixel count per class index present, most frequent first.
+    public var histogram: [(classIndex: Int, pixels: Int)] {
+        var counts = [Int](repeating: 0, count: 256)
+        for c in classes { counts[Int(c)] += 1 }
+        return counts.enumerated().filter { $0.element > 0 }.map { ($0.offset, $0.element) }.sorted { $0.pixels > $1.pixels }
+    }
+
+    public static func == (a: SegmentationMask, b: SegmentationMask) -> Bool {
+        a.width == b.width && a.height == b.height && a.classes == b.classes
+    }
+}
+
+/// Semantic segmentation of pictures of any size: normalise, zero-pad the bottom / right to a
+/// multiple of the output stride, DeepLabV3+, crop back, per-pixel argmax.
+public struct Segmenter: Sendable {
+    public let network: DeepLabV3Plus
+    public let labels: [String]
+    public var mean: [Float] = ClassifierPreprocessing.imagenetMean
+    public var std: [Float] = ClassifierPreprocessing.imagenetStd
+    /// Resize the longer side to this before the network (the mask keeps the input's size).
+    public var longerSide: Int?
+
+    /// Loads smp's DeepLabV3Plus weights (strictly) for `encoder`.
+    public init(encoder: String, weightsFile: String, numClasses: Int, outputStride: Int = 16,
+                atrousRates: [Int] = [12, 24, 36], labels: [String] = []) throws {
+        guard (1...256).contains(numClasses) else {
+            throw ConfigError(weightsFile, "a mask holds 1 to 256 classes, found \(numClasses)")
+        }
+        let store = try WeightStore(contentsOf: weightsFile)
+        let binder = WeightBinder(store)
+        network = try DeepLabV3Plus(encoder: SegmentationEncoder.named(encoder), outputStride: outputStride, numClasses: numClasses,
+                                    atrousRates: atrousRates, weights: binder)
+        try binder.finish()
+        guard labels.isEmpty || labels.count == numClasses else {
+            throw ConfigError(weightsFile, "\(labels.count) labels for \(numClasses) classes")
+        }
+        self.labels = labels
+    }
+
+    /// The label of a class index (its number when there are no labels).
+    public func label(_ classIndex: Int) -> String {
+        classIndex < labels.count ? labels[classIndex] : String(classIndex)
+    }
+
+    /// Logits [1, H, W, classes] for a normalised picture [1, H, W, 3] of any size.
+    public func logits(_ input: Tensor) throws -> Tensor {
+        let (_, h, w, c) = try input.requireNHWC("Segmenter")
+        let m = network.sizeMultiple
+        let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
+        guard ph != h || pw != w else { return try network(input) }
+        var padded = Tensor(zeros: [1, ph, pw, c])
+        input.withUnsafeBufferPointer { src in
+            padded.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h { for x in 0..<(w * c) { dst[y * pw * c + x] = src[y * w * c + x] } }
+            }
+        }
+        let full = try network(padded)
+        let k = full.shape[3]
+        var cropped = Tensor(uninitialized: [1, h, w, k])
+        full.withUnsafeBufferPointer { src in
+            cropped.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h { for x in 0..<(w * k) { dst[y * w * k + x] = src[y * pw * k + x] } }
+            }
+        }
+        return cropped
+    }
+
+    /// The class mask of a picture, at the picture's size.
+    public func segment(_ image: RGBImage) throws -> SegmentationMask {
+        var work = image
+        if let longerSide, longerSide != max(image.width, image.height) {
+            let scale = Double(longerSide) / Double(max(image.width, image.height))
+            work = try image.resized(width: max(1, Int((Double(image.width) * scale).rounded())),
+                                     height: max(1, Int((Double(image.height) * scale).rounded())), filter: .bilinear)
+        }
+        var scores = try logits(work.tensor(mean: mean, std: std))
+        if work.width != image.width || work.height != image.height {
+            scores = try resizeBilinear(scores, height: image.height, width: image.width, alignCorners: false)
+        }
+        return SegmentationMask(width: image.width, height: image.height, classes: try argmaxChannels(scores).map { UInt8($0) })
+    }
+
+    /// Pascal VOC's palette: colour i for class i.
+    public static let vocPalette: [(UInt8, UInt8, UInt8)] = (0..<256).map { i in
+        var (r, g, b, c) = (0, 0, 0, i)
+        for j in 0..<8 {
+            r |= (c & 1) << (7 - j); g |= ((c >> 1) & 1) << (7 - j); b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        }
+        return (UInt8(r), UInt8(g), UInt8(b))
+    }
+
+    /// The 21 Pascal VOC class names (background first).
+    public static let vocLabels = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+                                   "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+}
