@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes configs/<model>.yaml for the EfficientDet models effdense knows, from effdet's own
 model configurations (so every number is the reference's), and configs/coco90_classes.txt
-(torchvision's COCO category names; index i is effdet's class i + 1, "N/A" for unused ids).
+(torchvision's COCO category names; index i is effdet's class i + 1, "N/A" for unused ids) and
+configs/voc_classes.txt (torchvision's Pascal VOC names, for segmentation).
 
     pip install effdet torchvision
     python scripts/make_effdet_configs.py
@@ -54,4 +55,8 @@ for name in MODELS:
 labels = torchvision.models._meta._COCO_CATEGORIES[1:]
 assert len(labels) == 90
 (ROOT / "configs/coco90_classes.txt").write_text("\n".join(labels) + "\n")
+# Pascal VOC's 21 classes for segmentation (index 0 is the background).
+voc = ["background"] + list(torchvision.models._meta._VOC_CATEGORIES[1:])
+assert len(voc) == 21
+(ROOT / "configs/voc_classes.txt").write_text("\n".join(voc) + "\n")
 print("wrote", len(MODELS), "configs")

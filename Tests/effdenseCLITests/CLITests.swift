@@ -1,4 +1,5 @@
 import EffDense
+import EffCore
 import EffImage
 import EffWeights
 import Foundation
@@ -244,5 +245,65 @@ import Testing
         let config = folder.appendingPathComponent("bad.yaml").path
         try "name: x\nbackbone: tf_efficientnet_b0\n".write(toFile: config, atomically: true, encoding: .utf8)
         CLITests.expectOneLineError(try CLITests.run(["detect", "samples/coffee.jpg", "--config", config, "--weights", Self.weights]), naming: config)
+    }
+}
+
+@Suite struct SegmentCLITests {
+    static let fixtures = CLITests.packageRoot.appendingPathComponent("Tests/EffDenseTests/Fixtures/segmentation")
+    static let weights = fixtures.appendingPathComponent("deeplabv3plus_efficientnet_b0.pth").path
+
+    @Test func segmentWritesAPaletteMaskMatchingTheReference() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = Self.fixtures.appendingPathComponent("chelsea_150x100.png").path
+        let mask = folder.appendingPathComponent("mask.png").path, overlay = folder.appendingPathComponent("overlay.png").path
+        let json = folder.appendingPathComponent("out.jsonl").path
+        let result = try CLITests.run(["segment", input, "--weights", Self.weights, "-o", mask, "--overlay", overlay, "--json", json])
+        #expect(result.status == 0, "\(result.stderr)")
+
+        // A palette PNG of the input's size whose colours are VOC palette entries 0..<21.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: mask))
+        #expect(bytes[25] == 3 && bytes[24] == 8, "colour type 3 (palette), 8 bits")
+        let decoded = try ImageCodec.decode(bytes, source: mask)
+        #expect(decoded.width == 150 && decoded.height == 100)
+        var paletteIndex: [String: Int] = [:]
+        for (i, c) in Segmenter.vocPalette.enumerated() { paletteIndex["\(c.0),\(c.1),\(c.2)"] = i }
+        let indices = (0..<(150 * 100)).map { paletteIndex["\(decoded.pixels[3 * $0]),\(decoded.pixels[3 * $0 + 1]),\(decoded.pixels[3 * $0 + 2])"] ?? -1 }
+        #expect(indices.allSatisfy { (0..<21).contains($0) })
+
+        // The same classes as smp's logits wherever their top two differ by more than 1e-3.
+        let io = try WeightStore(contentsOf: Self.fixtures.appendingPathComponent("deeplabv3plus_efficientnet_b0.io.safetensors").path)
+        let logits = try io.tensor("os16.logits_150x100")  // NCHW
+        let plane = 100 * 150
+        var differing = 0, compared = 0
+        logits.withUnsafeBufferPointer { v in
+            for pixel in 0..<plane {
+                let scores = (0..<21).map { v[$0 * plane + pixel] }
+                let sorted = scores.sorted(by: >)
+                guard sorted[0] - sorted[1] > 1e-3, let best = scores.firstIndex(of: sorted[0]) else { continue }
+                compared += 1
+                if indices[pixel] != best { differing += 1 }
+            }
+        }
+        #expect(differing == 0 && compared > plane * 9 / 10, "\(differing) of \(compared) pixels differ")
+
+        // JSON: the classes present with pixel counts adding up to the picture.
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(String(contentsOfFile: json, encoding: .utf8).utf8)) as? [String: Any])
+        #expect(record["mask"] as? String == mask && record["width"] as? Int == 150 && record["height"] as? Int == 100)
+        let classes = try #require(record["classes"] as? [[String: Any]])
+        #expect(classes.reduce(0) { $0 + ($1["pixels"] as? Int ?? 0) } == plane)
+        #expect(classes.allSatisfy { ($0["label"] as? String)?.isEmpty == false })
+        let overlayImage = try ImageCodec.decode(contentsOf: overlay)
+        #expect(overlayImage.width == 150 && overlayImage.height == 100)
+    }
+
+    @Test func segmentRefusesBadInputWithOneLine() throws {
+        let none = try CLITests.run(["segment", "samples/coffee.jpg"])
+        #expect(none.status == 1 && none.stderr.contains("--weights FILE"))
+        let detection = CLITests.packageRoot.appendingPathComponent("Tests/EffDenseTests/Fixtures/detection/tf_efficientdet_d0.pth").path
+        CLITests.expectOneLineError(try CLITests.run(["segment", "samples/coffee.jpg", "--weights", detection]), naming: detection)
+        let wrongEncoder = try CLITests.run(["segment", "samples/coffee.jpg", "--weights", Self.weights, "--encoder", "timm-efficientnet-b0"])
+        CLITests.expectOneLineError(wrongEncoder, naming: Self.weights)
+        #expect(try CLITests.run(["segment", "samples/coffee.jpg", "--output-stride", "4"]).status == 1)
     }
 }

@@ -100,8 +100,4 @@ public struct Segmenter: Sendable {
         }
         return (UInt8(r), UInt8(g), UInt8(b))
     }
-
-    /// The 21 Pascal VOC class names (background first).
-    public static let vocLabels = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-                                   "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
 }

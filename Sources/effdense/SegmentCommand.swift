@@ -1,0 +1,174 @@
+import ArgumentParser
+import EffCore
+import EffDense
+import EffImage
+import EffWeights
+import Foundation
+
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment",
+        abstract: "Semantic segmentation with DeepLabV3+ (segmentation_models_pytorch checkpoints); writes palette PNG masks.")
+
+    @Argument(help: "PNG or JPEG pictures (any size).")
+    var images: [String]
+
+    @Option(help: "Model (only deeplabv3plus).")
+    var model = "deeplabv3plus"
+
+    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7.")
+    var encoder = "efficientnet-b0"
+
+    @Option(help: "Number of classes (default: read from the checkpoint's head).")
+    var numClasses: Int?
+
+    @Option(help: "DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (.pth/.pt/.bin/.safetensors).")
+    var weights: String?
+
+    @Option(name: .shortAndLong, help: "Mask PNG to write (one input only).")
+    var output: String?
+
+    @Option(help: "Folder for masks (IMG.mask.png each).")
+    var outDir: String?
+
+    @Option(help: "Also write the picture blended with the class colours and a legend (one input only).")
+    var overlay: String?
+
+    @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
+    var json: String?
+
+    @Option(help: "Class names, one per line (default: Pascal VOC's for 21 classes).")
+    var labels: String?
+
+    @Option(help: "Encoder output stride: 16 or 8.")
+    var outputStride = 16
+
+    @Option(help: "ASPP atrous rates (three, comma-separated).")
+    var atrousRates = "12,24,36"
+
+    @Option(help: "Resize the longer side to this before the network (the mask keeps the input's size).")
+    var size: Int?
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if images.isEmpty { throw ValidationError("give at least one picture") }
+        if model != "deeplabv3plus" { throw ValidationError("--model: only deeplabv3plus is available, found '\(model)'") }
+        if output != nil && images.count > 1 { throw ValidationError("-o takes one input; use --out-dir for \(images.count)") }
+        if overlay != nil && images.count > 1 { throw ValidationError("--overlay takes one input") }
+        if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
+        if ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
+        if let size, size < 16 { throw ValidationError("--size must be at least 16, found \(size)") }
+        if let numClasses, !(1...256).contains(numClasses) { throw ValidationError("--num-classes must be within 1...256") }
+        _ = try rates()
+    }
+
+    private func rates() throws -> [Int] {
+        let values = atrousRates.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 3, values.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--atrous-rates needs three positive integers, found '\(atrousRates)'")
+        }
+        return values
+    }
+
+    func run() throws {
+        runtime.apply()
+        guard let weights else {
+            throw ValidationError("pass --weights FILE: a DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (smp publishes encoder weights only)")
+        }
+        let classes = try numClasses ?? Self.headClasses(weights)
+        let names = try labels.map(ProjectFiles.labels)
+            ?? (classes == 21 ? ProjectFiles.locate("configs/voc_classes.txt").map { try ProjectFiles.labels($0.path) } : nil) ?? []
+        var segmenter = try Segmenter(encoder: encoder, weightsFile: weights, numClasses: classes, outputStride: outputStride,
+                                      atrousRates: try rates(), labels: names)
+        segmenter.longerSide = size
+        let text = overlay == nil ? nil : try TextRenderer()
+        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
+        var lines: [String] = []
+        for path in images {
+            let image = try ImageCodec.decode(contentsOf: path)
+            let mask = try segmenter.segment(image)
+            let target = try outputPath(for: path)
+            try ImageCodec.writePNG(pixels: mask.classes, width: mask.width, height: mask.height,
+                                    format: .palette(Segmenter.vocPalette), to: target)
+            let total = Double(mask.classes.count)
+            let present = mask.histogram
+            if let overlay, let text {
+                try ImageCodec.writePNG(Self.overlay(image, mask: mask, present: present, segmenter: segmenter, text: text), to: overlay)
+            }
+            let record: [String: Any] = [
+                "image": path, "width": image.width, "height": image.height, "mask": target,
+                "classes": present.map {
+                    ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
+                     "fraction": Double($0.pixels) / total] as [String: Any]
+                },
+            ]
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+            if json == "-" {
+                print(line)
+            } else {
+                lines.append(line)
+                let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
+                print("\(path): \(summary.joined(separator: ", ")) → \(target)")
+            }
+        }
+        if let json, json != "-" {
+            try OutputFile.write(lines.map { $0 + "\n" }.joined(), to: json)
+        }
+    }
+
+    /// The class count of a checkpoint's segmentation head.
+    static func headClasses(_ weights: String) throws -> Int {
+        let store = try WeightStore(contentsOf: weights)
+        guard let head = store.info("segmentation_head.0.weight"), head.shape.count == 4 else {
+            throw WeightsError(.missingKey, weights, "missing key 'segmentation_head.0.weight': not a segmentation_models_pytorch DeepLabV3Plus checkpoint (key layout: \(store.layout.rawValue))")
+        }
+        return head.shape[0]
+    }
+
+    /// -o, else DIR/NAME.mask.png, else NAME.mask.png beside the input; never the input.
+    private func outputPath(for input: String) throws -> String {
+        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension + ".mask.png"
+        let target = output ?? outDir.map { ($0 as NSString).appendingPathComponent(stem) }
+            ?? ((input as NSString).deletingLastPathComponent as NSString).appendingPathComponent(stem)
+        for other in [input] + (overlay.map { [$0] } ?? []) where URL(fileURLWithPath: target).standardizedFileURL == URL(fileURLWithPath: other).standardizedFileURL {
+            throw ValidationError("\(target): refusing to overwrite \(other == input ? "the input" : "the overlay")")
+        }
+        if let overlay, URL(fileURLWithPath: overlay).standardizedFileURL == URL(fileURLWithPath: input).standardizedFileURL {
+            throw ValidationError("\(overlay): refusing to overwrite the input")
+        }
+        return target
+    }
+
+    /// The picture blended half-and-half with the class colours (background untouched) and a
+    /// legend of the classes present, largest first.
+    static func overlay(_ image: RGBImage, mask: SegmentationMask, present: [(classIndex: Int, pixels: Int)],
+                        segmenter: Segmenter, text: TextRenderer) -> RGBImage {
+        var out = image
+        for (i, c) in mask.classes.enumerated() where c != 0 {
+            let colour = Segmenter.vocPalette[Int(c)]
+            out.pixels[3 * i] = UInt8((Int(out.pixels[3 * i]) + Int(colour.0)) / 2)
+            out.pixels[3 * i + 1] = UInt8((Int(out.pixels[3 * i + 1]) + Int(colour.1)) / 2)
+            out.pixels[3 * i + 2] = UInt8((Int(out.pixels[3 * i + 2]) + Int(colour.2)) / 2)
+        }
+        let fontSize = max(12, Int((Double(image.width + image.height) / 2 * 0.03).rounded()))
+        let rowHeight = fontSize + fontSize / 2, swatch = fontSize, padding = fontSize / 2
+        let entries = present.prefix(max(1, (image.height - 2 * padding) / rowHeight)).map {
+            ($0.classIndex, "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / Double(mask.classes.count) * 100))%")
+        }
+        let textWidth = entries.map { text.measure($0.1, pixelSize: fontSize).width }.max() ?? 0
+        let boxWidth = min(image.width, padding * 3 + swatch + textWidth), boxHeight = min(image.height, padding * 2 + rowHeight * entries.count)
+        out.fill(x: 0, y: 0, width: boxWidth, height: boxHeight, colour: RGB(0, 0, 0), opacity: 0.6)
+        for (row, (classIndex, label)) in entries.enumerated() {
+            let y = padding + row * rowHeight
+            let colour = Segmenter.vocPalette[classIndex]
+            let top = y + (rowHeight - swatch) / 2
+            out.fill(x: padding - 1, y: top - 1, width: swatch + 2, height: swatch + 2, colour: RGB(220, 220, 220))
+            out.fill(x: padding, y: top, width: swatch, height: swatch, colour: RGB(colour.0, colour.1, colour.2))
+            let metrics = text.measure(label, pixelSize: fontSize)
+            text.draw(label, into: &out, x: padding * 2 + swatch, baselineY: y + (rowHeight + metrics.ascent - metrics.descent) / 2,
+                      pixelSize: fontSize, colour: RGB(255, 255, 255))
+        }
+        return out
+    }
+}
