@@ -26,7 +26,9 @@ let package = Package(
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
-        .target(name: "EffCore", dependencies: ["CBLAS"]),
+        // Hot kernels in C: an AVX2+FMA version chosen at run time, a portable one otherwise.
+        .target(name: "CKernels"),
+        .target(name: "EffCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs", "CFreeType"]),
         .target(
             name: "EffWeights",

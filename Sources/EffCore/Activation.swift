@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 
 /// The activation applied in a kernel's epilogue.
 public enum Activation: String, Sendable, CaseIterable {
@@ -33,41 +34,26 @@ public struct Epilogue {
     }
 }
 
+extension Activation {
+    /// The C kernels' code for this activation.
+    var kernelCode: Int32 {
+        switch self {
+        case .identity: return EFF_ACT_IDENTITY
+        case .relu: return EFF_ACT_RELU
+        case .relu6: return EFF_ACT_RELU6
+        case .silu: return EFF_ACT_SILU
+        case .sigmoid: return EFF_ACT_SIGMOID
+        }
+    }
+}
+
 /// Applies bias, activation and residual to `rows` rows of `channels` values, in place.
 /// `bias` has `channels` values; `residual` (if any) is laid out like `output`.
 @inline(__always)
 func applyEpilogue(_ output: UnsafeMutablePointer<Float>, rows: Int, channels: Int,
                    bias: UnsafePointer<Float>?, activation: Activation,
                    residual: UnsafePointer<Float>?) {
-    typealias V = SIMD16<Float>
-    let vectorEnd = channels & ~15
-    for r in 0..<rows {
-        let row = output + r * channels
-        let residualRow = residual.map { $0 + r * channels }
-        var c = 0
-        while c < vectorEnd {
-            var v = UnsafeRawPointer(row + c).loadUnaligned(as: V.self)
-            if let bias { v += UnsafeRawPointer(bias + c).loadUnaligned(as: V.self) }
-            switch activation {
-            case .identity: break
-            case .relu: v = v.replacing(with: 0, where: v .< 0)
-            case .relu6: v = v.clamped(lowerBound: V(repeating: 0), upperBound: V(repeating: 6))
-            case .silu, .sigmoid:
-                for i in 0..<16 { v[i] = activation.apply(v[i]) }
-            }
-            if let residualRow { v += UnsafeRawPointer(residualRow + c).loadUnaligned(as: V.self) }
-            UnsafeMutableRawPointer(row + c).storeBytes(of: v, as: V.self)
-            c += 16
-        }
-        while c < channels {
-            var x = row[c]
-            if let bias { x += bias[c] }
-            x = activation.apply(x)
-            if let residualRow { x += residualRow[c] }
-            row[c] = x
-            c += 1
-        }
-    }
+    eff_epilogue(output, rows, channels, bias, activation.kernelCode, residual)
 }
 
 /// Applies the epilogue to a whole NHWC output in parallel over rows of pixels.
@@ -76,7 +62,7 @@ func applyEpilogueParallel(_ output: UnsafeMutablePointer<Float>, pixels: Int, c
                            residual: UnsafePointer<Float>?) {
     if bias == nil && activation == .identity && residual == nil { return }
     let out = UncheckedSendable(output), b = UncheckedSendable(bias), res = UncheckedSendable(residual)
-    Threading.parallelFor(pixels, minimumPerThread: max(1, 4096 / max(channels, 1))) { range in
+    Threading.parallelFor(pixels, minimumPerThread: max(1, 16384 / max(channels, 1))) { range in
         applyEpilogue(out.value + range.lowerBound * channels, rows: range.count, channels: channels,
                       bias: b.value, activation: activation,
                       residual: res.value.map { $0 + range.lowerBound * channels })

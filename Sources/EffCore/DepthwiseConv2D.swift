@@ -1,3 +1,5 @@
+import CKernels
+
 /// A depthwise 2-D convolution (groups = channels, one k x k filter per channel), NHWC,
 /// vectorised over channels. Bias, activation and an optional residual are fused into the
 /// epilogue of each output row.
@@ -65,29 +67,8 @@ public struct DepthwiseConv2D: Sendable {
                             let p = UncheckedSendable((src.baseAddress, wgt.baseAddress, bias.baseAddress, res, out.baseAddress))
                             Threading.parallelFor(n * oh) { range in
                                 guard let src = p.value.0, let wgt = p.value.1, let out = p.value.4 else { return }
-                                for rowIndex in range {
-                                    let b = rowIndex / oh, oy = rowIndex % oh
-                                    let outRow = out + rowIndex * ow * c
-                                    outRow.update(repeating: 0, count: ow * c)
-                                    for ky in 0..<k {
-                                        let iy = oy * s - pad.top + ky * d
-                                        guard iy >= 0 && iy < h else { continue }
-                                        let inRow = src + (b * h + iy) * w * c
-                                        for kx in 0..<k {
-                                            let filter = wgt + (ky * k + kx) * c
-                                            // Output columns whose input column lies inside the image.
-                                            let offset = kx * d - pad.left
-                                            let first = max(0, (-offset + s - 1) / s)
-                                            let last = min(ow - 1, (w - 1 - offset) >= 0 ? (w - 1 - offset) / s : -1)
-                                            if first > last { continue }
-                                            for ox in first...last {
-                                                multiplyAdd(outRow + ox * c, inRow + (ox * s + offset) * c, filter, count: c)
-                                            }
-                                        }
-                                    }
-                                    applyEpilogue(outRow, rows: ow, channels: c, bias: p.value.2, activation: activation,
-                                                  residual: p.value.3.map { $0 + rowIndex * ow * c })
-                                }
+                                eff_depthwise(src, h, w, c, wgt, k, s, d, pad.top, pad.left, oh, ow, out,
+                                              range.lowerBound, range.upperBound, p.value.2, activation.kernelCode, p.value.3)
                             }
                         }
                     }
@@ -95,24 +76,5 @@ public struct DepthwiseConv2D: Sendable {
             }
         }
         return output
-    }
-}
-
-/// accumulator[i] += x[i] * y[i] for i in 0..<count.
-@inline(__always)
-func multiplyAdd(_ accumulator: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                 _ y: UnsafePointer<Float>, count: Int) {
-    typealias V = SIMD16<Float>
-    var i = 0
-    while i + 16 <= count {
-        let a = UnsafeRawPointer(accumulator + i).loadUnaligned(as: V.self)
-        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-        let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
-        UnsafeMutableRawPointer(accumulator + i).storeBytes(of: a.addingProduct(xv, yv), as: V.self)
-        i += 16
-    }
-    while i < count {
-        accumulator[i] += x[i] * y[i]
-        i += 1
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 
 /// a + b, element by element (same shapes).
 public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
@@ -17,19 +18,22 @@ public func weightedSum(_ tensors: [Tensor], weights: [Float]) throws -> Tensor 
     for t in tensors.dropFirst() where t.shape != first.shape {
         throw TensorError("weightedSum", "shapes differ: \(first.shape) and \(t.shape)")
     }
-    var output = Tensor(zeros: first.shape)
+    var output = Tensor(uninitialized: first.shape)
     let count = first.count
+    let pointers = tensors.map { UncheckedSendable(UnsafePointer($0.storage.pointer)) }
     output.withUnsafeMutableBufferPointer { out in
-        for (tensor, weight) in zip(tensors, weights) {
-            tensor.withUnsafeBufferPointer { src in
-                let p = UncheckedSendable((out.baseAddress, src.baseAddress))
-                Threading.parallelFor(count, minimumPerThread: 16384) { range in
-                    guard let out = p.value.0, let src = p.value.1 else { return }
-                    for i in range { out[i] += weight * src[i] }
+        let base = UncheckedSendable(out.baseAddress)
+        Threading.parallelFor(count, minimumPerThread: 32768) { range in
+            guard let base = base.value else { return }
+            let inputs: [UnsafePointer<Float>?] = pointers.map { $0.value + range.lowerBound }
+            inputs.withUnsafeBufferPointer { inputs in
+                weights.withUnsafeBufferPointer { weights in
+                    eff_weighted_sum(base + range.lowerBound, inputs.baseAddress, weights.baseAddress, weights.count, range.count)
                 }
             }
         }
     }
+    withExtendedLifetime(tensors) {}
     return output
 }
 

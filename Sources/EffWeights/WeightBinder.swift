@@ -6,13 +6,22 @@ import EffCore
 public final class WeightBinder {
     public let store: WeightStore
     private var used: Set<String> = []
+    private var random: SplitMix64?
 
     public init(_ store: WeightStore) {
         self.store = store
     }
 
+    /// A binder that makes up seeded random weights of whatever shape is asked (for benchmarks):
+    /// fan-in scaled values, BatchNorm variances near 1.
+    public init(randomSeed seed: UInt64) {
+        store = WeightStore(file: "(random weights)", format: .safetensors, entries: [])
+        random = SplitMix64(seed: seed)
+    }
+
     /// The tensor `name`, which must exist and have exactly `shape`.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        if random != nil { return makeRandom(name, shape) }
         guard let info = store.info(name) else {
             throw WeightsError(.missingKey, store.file, "missing key '\(name)' (expected shape \(shape)); the file's key layout is \(store.layout.rawValue)")
         }
@@ -34,6 +43,23 @@ public final class WeightBinder {
         store.names.filter { !used.contains($0) && !$0.hasSuffix("num_batches_tracked") }
     }
 
+    private func makeRandom(_ name: String, _ shape: [Int]) -> Tensor {
+        var tensor = Tensor(uninitialized: shape)
+        let fanIn = max(1, shape.dropFirst().reduce(1, *))
+        let scale = Float(1 / Double(fanIn).squareRoot())
+        tensor.withUnsafeMutableBufferPointer { values in
+            for i in values.indices {
+                let u = Float(random!.next() >> 40) / Float(1 << 24)  // 0..<1
+                if name.hasSuffix("running_var") || (name.hasSuffix(".weight") && shape.count == 1) {
+                    values[i] = 0.5 + u
+                } else {
+                    values[i] = (2 * u - 1) * scale
+                }
+            }
+        }
+        return tensor
+    }
+
     /// Throws when the file holds tensors the model did not use (listing up to ten).
     public func finish() throws {
         let unused = unusedNames
@@ -42,5 +68,18 @@ public final class WeightBinder {
             let more = unused.count > 10 ? " and \(unused.count - 10) more" : ""
             throw WeightsError(.unusedKeys, store.file, "\(unused.count) unexpected key\(unused.count == 1 ? "" : "s") the model does not use: \(listed)\(more)")
         }
+    }
+}
+
+/// A small, fast, reproducible random generator.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -101,7 +101,8 @@ public struct DetectionConfig: Sendable, Equatable, Decodable {
         return (try load(contentsOf: file.path), file.path)
     }
 
-    func validate(file: String) throws {
+    /// Checks every field, naming `file` in the error.
+    public func validate(file: String) throws {
         func fail(_ problem: String) -> ConfigError { ConfigError(file, problem) }
         guard imageSize.count == 2, imageSize.allSatisfy({ $0 > 0 }) else { throw fail("image_size must be [height, width], found \(imageSize)") }
         let stride = 1 << maxLevel

@@ -47,14 +47,19 @@ public struct ObjectDetector: Sendable {
     /// Loads `config`'s model with the weights in `weightsFile` (effdet's key layout, bound
     /// strictly) and class names `labels` (one per class, or empty).
     public init(config: DetectionConfig, weightsFile: String, labels: [String] = []) throws {
-        let store = try WeightStore(contentsOf: weightsFile)
-        let binder = WeightBinder(store)
-        network = try EfficientDet(config: config, weights: binder)
+        let binder = WeightBinder(try WeightStore(contentsOf: weightsFile))
+        let network = try EfficientDet(config: config, weights: binder)
         try binder.finish()
         guard labels.isEmpty || labels.count == config.numClasses else {
             throw ConfigError(config.name, "\(labels.count) labels for \(config.numClasses) classes")
         }
+        self.init(config: config, network: network, labels: labels)
+    }
+
+    /// A detector around an already built network.
+    public init(config: DetectionConfig, network: EfficientDet, labels: [String] = []) {
         self.config = config
+        self.network = network
         self.labels = labels
         anchors = AnchorGrid(config: config)
         preprocessing = DetectionPreprocessing(config: config)

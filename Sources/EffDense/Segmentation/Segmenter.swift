@@ -48,6 +48,12 @@ public struct Segmenter: Sendable {
         self.labels = labels
     }
 
+    /// A segmenter around an already built network.
+    public init(network: DeepLabV3Plus, labels: [String] = []) {
+        self.network = network
+        self.labels = labels
+    }
+
     /// The label of a class index (its number when there are no labels).
     public func label(_ classIndex: Int) -> String {
         classIndex < labels.count ? labels[classIndex] : String(classIndex)

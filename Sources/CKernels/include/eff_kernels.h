@@ -1,0 +1,30 @@
+#ifndef EFF_KERNELS_H
+#define EFF_KERNELS_H
+
+/* Hot CPU kernels, NHWC float32. Each has an AVX2+FMA version selected at run time when the CPU
+   has it (function attributes, no build flags) and a portable version otherwise. The plain
+   Swift reference versions in the tests check both against the same results. */
+
+#define EFF_ACT_IDENTITY 0
+#define EFF_ACT_RELU 1
+#define EFF_ACT_RELU6 2
+#define EFF_ACT_SILU 3
+#define EFF_ACT_SIGMOID 4
+
+/* out[r][c] = act(out[r][c] + bias[c]) + residual[r][c] for rows x channels values.
+   bias and residual may be NULL. */
+void eff_epilogue(float *out, long rows, long channels, const float *bias, int activation, const float *residual);
+
+/* Depthwise convolution for output rows [row_begin, row_end) of n*oh rows (row = image * oh + y).
+   input [n, h, w, c], weight [k, k, c], out [n, oh, ow, c]; then the epilogue per row. */
+void eff_depthwise(const float *input, long h, long w, long c, const float *weight, long k, long stride,
+                   long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
+                   long row_begin, long row_end, const float *bias, int activation, const float *residual);
+
+/* out[i] = sum_t weights[t] * inputs[t][i] for i < count. */
+void eff_weighted_sum(float *out, const float *const *inputs, const float *weights, long terms, long count);
+
+/* Whether the AVX2+FMA versions are in use. */
+int eff_kernels_use_avx2(void);
+
+#endif

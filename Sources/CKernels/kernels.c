@@ -1,0 +1,142 @@
+#include "eff_kernels.h"
+
+#include <string.h>
+
+/* exp for the activations: Cephes' single-precision polynomial (about 1 ulp), written without
+   calls or branches so that it vectorises. */
+static inline __attribute__((always_inline)) float eff_expf(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    float fx = x * 1.44269504088896341f;
+    float n = (float)(int)(fx + (fx >= 0 ? 0.5f : -0.5f)); /* round to nearest */
+    x = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float z = x * x;
+    float y = ((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x + 4.1665795894e-2f) * x +
+               1.6666665459e-1f) * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    union { int i; float f; } pow2n;
+    pow2n.i = ((int)n + 127) << 23;
+    return y * pow2n.f;
+}
+
+static inline __attribute__((always_inline)) float eff_activate(float v, int activation) {
+    switch (activation) {
+    case EFF_ACT_RELU: return v > 0 ? v : 0;
+    case EFF_ACT_RELU6: return v < 0 ? 0 : (v > 6 ? 6 : v);
+    case EFF_ACT_SILU: return v / (1.0f + eff_expf(-v));
+    case EFF_ACT_SIGMOID: return 1.0f / (1.0f + eff_expf(-v));
+    default: return v;
+    }
+}
+
+static inline __attribute__((always_inline)) void epilogue_row(float *restrict row, long channels, const float *restrict bias,
+                                                                int activation, const float *restrict residual) {
+    if (bias) for (long c = 0; c < channels; c++) row[c] += bias[c];
+    switch (activation) {
+    case EFF_ACT_RELU: for (long c = 0; c < channels; c++) row[c] = eff_activate(row[c], EFF_ACT_RELU); break;
+    case EFF_ACT_RELU6: for (long c = 0; c < channels; c++) row[c] = eff_activate(row[c], EFF_ACT_RELU6); break;
+    case EFF_ACT_SILU: for (long c = 0; c < channels; c++) row[c] = eff_activate(row[c], EFF_ACT_SILU); break;
+    case EFF_ACT_SIGMOID: for (long c = 0; c < channels; c++) row[c] = eff_activate(row[c], EFF_ACT_SIGMOID); break;
+    default: break;
+    }
+    if (residual) for (long c = 0; c < channels; c++) row[c] += residual[c];
+}
+
+static inline __attribute__((always_inline)) void epilogue_body(float *out, long rows, long channels, const float *bias,
+                                                                 int activation, const float *residual) {
+    for (long r = 0; r < rows; r++) {
+        epilogue_row(out + r * channels, channels, bias, activation, residual ? residual + r * channels : 0);
+    }
+}
+
+static inline __attribute__((always_inline)) void depthwise_body(
+    const float *restrict input, long h, long w, long c, const float *restrict weight, long k, long stride, long dilation,
+    long pad_top, long pad_left, long oh, long ow, float *restrict out, long row_begin, long row_end,
+    const float *restrict bias, int activation, const float *restrict residual) {
+    for (long row = row_begin; row < row_end; row++) {
+        long b = row / oh, oy = row % oh;
+        float *restrict out_row = out + row * ow * c;
+        memset(out_row, 0, sizeof(float) * ow * c);
+        for (long ky = 0; ky < k; ky++) {
+            long iy = oy * stride - pad_top + ky * dilation;
+            if (iy < 0 || iy >= h) continue;
+            const float *restrict in_row = input + (b * h + iy) * w * c;
+            for (long kx = 0; kx < k; kx++) {
+                const float *restrict filter = weight + (ky * k + kx) * c;
+                long offset = kx * dilation - pad_left;
+                long first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+                long last = (w - 1 - offset) >= 0 ? (w - 1 - offset) / stride : -1;
+                if (last > ow - 1) last = ow - 1;
+                for (long ox = first; ox <= last; ox++) {
+                    float *restrict acc = out_row + ox * c;
+                    const float *restrict x = in_row + (ox * stride + offset) * c;
+                    for (long ch = 0; ch < c; ch++) acc[ch] += x[ch] * filter[ch];
+                }
+            }
+        }
+        epilogue_body(out_row, ow, c, bias, activation, residual ? residual + row * ow * c : 0);
+    }
+}
+
+static inline __attribute__((always_inline)) void weighted_sum_body(float *restrict out, const float *const *inputs,
+                                                                     const float *weights, long terms, long count) {
+    for (long i = 0; i < count; i++) out[i] = 0;
+    for (long t = 0; t < terms; t++) {
+        const float *restrict x = inputs[t];
+        float wt = weights[t];
+        for (long i = 0; i < count; i++) out[i] += wt * x[i];
+    }
+}
+
+#if defined(__x86_64__)
+#define EFF_AVX2 __attribute__((target("avx2,fma")))
+static EFF_AVX2 void epilogue_avx2(float *out, long rows, long channels, const float *bias, int activation, const float *residual) {
+    epilogue_body(out, rows, channels, bias, activation, residual);
+}
+static EFF_AVX2 void depthwise_avx2(const float *input, long h, long w, long c, const float *weight, long k, long stride,
+                                    long dilation, long pad_top, long pad_left, long oh, long ow, float *out, long row_begin,
+                                    long row_end, const float *bias, int activation, const float *residual) {
+    depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
+                   activation, residual);
+}
+static EFF_AVX2 void weighted_sum_avx2(float *out, const float *const *inputs, const float *weights, long terms, long count) {
+    weighted_sum_body(out, inputs, weights, terms, count);
+}
+int eff_kernels_use_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#else
+int eff_kernels_use_avx2(void) { return 0; }
+#endif
+
+void eff_epilogue(float *out, long rows, long channels, const float *bias, int activation, const float *residual) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx2()) { epilogue_avx2(out, rows, channels, bias, activation, residual); return; }
+#endif
+    epilogue_body(out, rows, channels, bias, activation, residual);
+}
+
+void eff_depthwise(const float *input, long h, long w, long c, const float *weight, long k, long stride, long dilation,
+                   long pad_top, long pad_left, long oh, long ow, float *out, long row_begin, long row_end,
+                   const float *bias, int activation, const float *residual) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx2()) {
+        depthwise_avx2(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
+                       activation, residual);
+        return;
+    }
+#endif
+    depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
+                   activation, residual);
+}
+
+void eff_weighted_sum(float *out, const float *const *inputs, const float *weights, long terms, long count) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx2()) { weighted_sum_avx2(out, inputs, weights, terms, count); return; }
+#endif
+    weighted_sum_body(out, inputs, weights, terms, count);
+}

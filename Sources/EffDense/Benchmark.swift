@@ -1,0 +1,98 @@
+import EffCore
+import EffImage
+import EffWeights
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Latency of a model with random weights: the network forward alone, and the whole pipeline
+/// (decode → pre-process → network → post-process → encode), as used by `effdense bench`.
+public struct Benchmark: Sendable {
+    public let name: String
+    public let inputSize: (height: Int, width: Int)
+    private let forward: @Sendable () throws -> Void
+    private let pipeline: @Sendable (Data) throws -> Void
+
+    /// A benchmark for a model name: a classifier (`tf_efficientnet_lite0`, ...), a detector
+    /// (`tf_efficientdet_d0`, `d0`, ...) or `deeplabv3plus` with `encoder`. `size` overrides the
+    /// input side (detectors: a multiple of 128).
+    public init(model: String, encoder: String = "efficientnet-b0", size: Int? = nil) throws {
+        name = model
+        let binder = WeightBinder(randomSeed: 7)
+        if let classifier = try? ClassificationModel.named(model) {
+            let network = try EfficientNet(architecture: classifier.architecture, weights: binder, keys: EfficientNetKeys(layout: .timm))
+            var configured = classifier.preprocessing
+            if let size { configured.inputSize = size }
+            let preprocessing = configured
+            let side = preprocessing.inputSize
+            inputSize = (side, side)
+            let input = Tensor(repeating: 0.1, shape: [1, side, side, 3])
+            forward = { _ = try network.logits(input) }
+            pipeline = { data in
+                let image = try ImageCodec.decode(data, source: "benchmark")
+                let logits = try network.logits(preprocessing.tensor(for: image))
+                _ = try softmaxChannels(logits)
+            }
+        } else if model == "deeplabv3plus" {
+            let side = size ?? 512
+            inputSize = (side, side)
+            let network = try DeepLabV3Plus(encoder: SegmentationEncoder.named(encoder), numClasses: 21, weights: binder)
+            let input = Tensor(repeating: 0.1, shape: [1, side, side, 3])
+            forward = { _ = try network(input) }
+            let segmenter = Segmenter(network: network)
+            pipeline = { data in
+                let mask = try segmenter.segment(ImageCodec.decode(data, source: "benchmark"))
+                _ = try ImageCodec.encodePNG(pixels: mask.classes, width: mask.width, height: mask.height, format: .palette(Segmenter.vocPalette))
+            }
+        } else {
+            var config = try DetectionConfig.named(model).config
+            if let size { config.imageSize = [size, size] }
+            try config.validate(file: model)
+            inputSize = (config.imageSize[0], config.imageSize[1])
+            let network = try EfficientDet(config: config, weights: binder)
+            let detector = ObjectDetector(config: config, network: network)
+            let input = Tensor(repeating: 0.1, shape: [1, config.imageSize[0], config.imageSize[1], 3])
+            forward = { _ = try network(input) }
+            pipeline = { data in
+                var image = try ImageCodec.decode(data, source: "benchmark")
+                let detections = try detector.detect(image, postProcessing: PostProcessing(scoreThreshold: 0.4))
+                image.annotate(detections.map { BoxAnnotation(box: $0.box, label: "\($0.classIndex)", colour: RGB.forClass($0.classIndex)) },
+                               text: try TextRenderer())
+                _ = try ImageCodec.encodePNG(pixels: image.pixels, width: image.width, height: image.height, format: .rgb)
+            }
+        }
+    }
+
+    /// Milliseconds of `runs` network forwards after `warmup` unmeasured ones.
+    public func measureForward(runs: Int, warmup: Int = 2) throws -> [Double] {
+        for _ in 0..<warmup { try forward() }
+        return try (0..<runs).map { _ in try Self.time(forward) }
+    }
+
+    /// Milliseconds of `runs` whole pipelines on an encoded picture.
+    public func measurePipeline(_ picture: Data, runs: Int, warmup: Int = 1) throws -> [Double] {
+        for _ in 0..<warmup { try pipeline(picture) }
+        return try (0..<runs).map { _ in try Self.time { try pipeline(picture) } }
+    }
+
+    static func time(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+    }
+
+    /// The `q` quantile (0...1) of measurements.
+    public static func quantile(_ values: [Double], _ q: Double) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))]
+    }
+
+    /// Peak resident memory of this process so far, in MiB.
+    public static var peakResidentMegabytes: Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import EffCore
+import EffDense
+import EffImage
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure latency (network and whole pipeline) and peak memory with random weights.")
+
+    @Option(help: "Model: a classifier (tf_efficientnet_lite0, ...), a detector (tf_efficientdet_d0, ...) or deeplabv3plus.")
+    var model: String
+
+    @Option(help: "Encoder for deeplabv3plus.")
+    var encoder = "efficientnet-b0"
+
+    @Option(help: "Input side in pixels (default: the model's).")
+    var size: Int?
+
+    @Option(help: "Measured runs.")
+    var runs = 20
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if runs < 1 { throw ValidationError("--runs must be at least 1, found \(runs)") }
+        if let size, size < 32 || size > 4096 { throw ValidationError("--size must be within 32...4096, found \(size)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let benchmark = try Benchmark(model: model, encoder: encoder, size: size)
+        let forward = try benchmark.measureForward(runs: runs)
+        let picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
+        let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))
+        let result: [String: Any] = [
+            "model": model == "deeplabv3plus" ? "deeplabv3plus-\(encoder)" : model,
+            "size": benchmark.inputSize.height, "threads": Threading.threadCount, "runs": runs,
+            "median_ms": Benchmark.quantile(forward, 0.5), "p90_ms": Benchmark.quantile(forward, 0.9),
+            "min_ms": forward.min() ?? .nan,
+            "pipeline_median_ms": Benchmark.quantile(pipeline, 0.5), "pipeline_p90_ms": Benchmark.quantile(pipeline, 0.9),
+            "peak_rss_mb": Benchmark.peakResidentMegabytes,
+        ]
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "%@ @%d, %d threads: network median %.2f ms (p90 %.2f), pipeline median %.2f ms, peak RSS %.0f MB",
+                         result["model"] as? String ?? model, benchmark.inputSize.height, Threading.threadCount,
+                         Benchmark.quantile(forward, 0.5), Benchmark.quantile(forward, 0.9), Benchmark.quantile(pipeline, 0.5),
+                         Benchmark.peakResidentMegabytes))
+        }
+    }
+
+    /// An encoded picture for the pipeline: samples/astronaut.jpg when found, else a synthetic PNG.
+    static func picture(width: Int, height: Int) throws -> Data {
+        if let sample = ProjectFiles.locate("samples/astronaut.jpg"), let data = try? Data(contentsOf: sample) { return data }
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) { pixels[3 * i] = UInt8(i % 251); pixels[3 * i + 1] = UInt8((i / width) % 253); pixels[3 * i + 2] = 128 }
+        return try ImageCodec.encodePNG(pixels: pixels, width: width, height: height, format: .rgb)
+    }
+}
