@@ -140,3 +140,66 @@ void eff_weighted_sum(float *out, const float *const *inputs, const float *weigh
 #endif
     weighted_sum_body(out, inputs, weights, terms, count);
 }
+
+static inline __attribute__((always_inline)) void resize_bilinear_body(
+    const float *restrict input, long h, long w, long c, float *restrict out, long oh, long ow, const long *y0,
+    const long *y1, const float *wy, const long *x0, const long *x1, const float *wx, long row_begin, long row_end) {
+    for (long row = row_begin; row < row_end; row++) {
+        long b = row / oh, oy = row % oh;
+        const float *restrict r0 = input + (b * h + y0[oy]) * w * c;
+        const float *restrict r1 = input + (b * h + y1[oy]) * w * c;
+        float wy1 = wy[oy], wy0 = 1.0f - wy1;
+        float *restrict dst_row = out + row * ow * c;
+        for (long ox = 0; ox < ow; ox++) {
+            const float *restrict a = r0 + x0[ox] * c, *restrict bb = r0 + x1[ox] * c;
+            const float *restrict cc = r1 + x0[ox] * c, *restrict d = r1 + x1[ox] * c;
+            float wx1 = wx[ox], wx0 = 1.0f - wx1;
+            float *restrict dst = dst_row + ox * c;
+            for (long ch = 0; ch < c; ch++) {
+                float top = wx0 * a[ch] + wx1 * bb[ch];
+                float bottom = wx0 * cc[ch] + wx1 * d[ch];
+                dst[ch] = wy0 * top + wy1 * bottom;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+static EFF_AVX2 void resize_bilinear_avx2(const float *input, long h, long w, long c, float *out, long oh, long ow,
+                                          const long *y0, const long *y1, const float *wy, const long *x0, const long *x1,
+                                          const float *wx, long row_begin, long row_end) {
+    resize_bilinear_body(input, h, w, c, out, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
+}
+#endif
+
+void eff_resize_bilinear(const float *input, long h, long w, long c, float *out, long oh, long ow, const long *y0,
+                         const long *y1, const float *wy, const long *x0, const long *x1, const float *wx, long row_begin,
+                         long row_end) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx2()) {
+        resize_bilinear_avx2(input, h, w, c, out, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
+        return;
+    }
+#endif
+    resize_bilinear_body(input, h, w, c, out, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
+}
+
+void eff_global_average_pool(const float *input, long pixels, long channels, float *out) {
+    /* Rows of 64 pixels summed in float (vectorised), rows accumulated in double. */
+    double totals[4096];
+    float partial[4096];
+    for (long base = 0; base < channels; base += 4096) {
+        long n = channels - base < 4096 ? channels - base : 4096;
+        for (long i = 0; i < n; i++) totals[i] = 0;
+        for (long p0 = 0; p0 < pixels; p0 += 64) {
+            long p1 = p0 + 64 < pixels ? p0 + 64 : pixels;
+            for (long i = 0; i < n; i++) partial[i] = 0;
+            for (long p = p0; p < p1; p++) {
+                const float *px = input + p * channels + base;
+                for (long i = 0; i < n; i++) partial[i] += px[i];
+            }
+            for (long i = 0; i < n; i++) totals[i] += partial[i];
+        }
+        for (long i = 0; i < n; i++) out[base + i] = (float)(totals[i] / (double)pixels);
+    }
+}

@@ -60,6 +60,27 @@ public struct Conv2D: Sendable {
         return (oh, ow)
     }
 
+    /// The convolution of `input` with each input channel scaled by `inputScale` ([1, 1, 1, Cin],
+    /// batch 1): computed by scaling the weights, not the input (squeeze-and-excitation's gate
+    /// folded into the projection that follows it).
+    public func callAsFunction(_ input: Tensor, scalingInputChannelsBy inputScale: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        try inputScale.requireShape([1, 1, 1, inChannels], "Conv2D input scale")
+        guard input.shape.first == 1 else {
+            return try self(scaleChannels(input, by: inputScale), residual: residual)
+        }
+        var scaled = self
+        let k2 = kernelSize * kernelSize
+        inputScale.withUnsafeBufferPointer { g in
+            scaled.packedWeight.withUnsafeMutableBufferPointer { w in
+                for tap in 0..<k2 { for ci in 0..<inChannels {
+                    let row = (tap * inChannels + ci) * outChannels
+                    for co in 0..<outChannels { w[row + co] *= g[ci] }
+                } }
+            }
+        }
+        return try scaled(input, residual: residual)
+    }
+
     /// Applies the convolution, then bias, activation and (if given) `residual`, which must
     /// have the output's shape.
     public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
@@ -75,20 +96,43 @@ public struct Conv2D: Sendable {
         let rows = n * oh * ow
         let depth = kernelSize * kernelSize * inChannels
         let isPointwise = kernelSize == 1 && stride == 1 && pad == Padding(.valid, height: h, width: w, kernel: 1, stride: 1)
-        let columns: Tensor = isPointwise ? input : im2col(input, padding: pad, outHeight: oh, outWidth: ow)
-
-        columns.withUnsafeBufferPointer { a in
+        // Tiles of output rows, spread over the threads: im2col (when needed), one sgemm, then the
+        // epilogue while the tile is still in cache.
+        let tile = max(16, min(256, (1 << 16) / max(depth, 1)))
+        let tiles = (rows + tile - 1) / tile
+        if isPointwise && tiles < 2 * Threading.threadCount && outChannels >= 64 {
+            // Few rows (late, low-resolution layers): split the output channels over the threads instead.
+            return try pointwiseSplittingChannels(input, rows: rows, into: output, residual: residual)
+        }
+        input.withUnsafeBufferPointer { src in
             packedWeight.withUnsafeBufferPointer { b in
-                output.withUnsafeMutableBufferPointer { out in
-                    guard rows > 0, let outBase = out.baseAddress else { return }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                Int32(rows), Int32(outChannels), Int32(depth),
-                                1, a.baseAddress, Int32(depth), b.baseAddress, Int32(outChannels),
-                                0, outBase, Int32(outChannels))
-                    bias.withUnsafeBufferPointer { bias in
-                        residual.withUnsafeElementPointer { res in
-                            applyEpilogueParallel(outBase, pixels: rows, channels: outChannels,
-                                                  bias: bias.baseAddress, activation: activation, residual: res)
+                bias.withUnsafeBufferPointer { bias in
+                    residual.withUnsafeElementPointer { res in
+                        output.withUnsafeMutableBufferPointer { out in
+                            let p = UncheckedSendable((src.baseAddress, b.baseAddress, bias.baseAddress, res, out.baseAddress))
+                            Threading.parallelFor(tiles) { range in
+                                guard let src = p.value.0, let weights = p.value.1, let out = p.value.4 else { return }
+                                var columns = isPointwise ? [] : [Float](repeating: 0, count: tile * depth)
+                                for t in range {
+                                    let r0 = t * tile, count = min(tile, rows - r0)
+                                    let a: UnsafePointer<Float>
+                                    if isPointwise {
+                                        a = src + r0 * depth
+                                    } else {
+                                        columns.withUnsafeMutableBufferPointer { buffer in
+                                            guard let base = buffer.baseAddress else { return }
+                                            im2col(src, batchHeight: h, width: w, channels: c, padding: pad, outHeight: oh, outWidth: ow,
+                                                   rows: r0..<(r0 + count), into: base)
+                                        }
+                                        a = columns.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) }
+                                    }
+                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(outChannels), Int32(depth),
+                                                1, a, Int32(depth), weights, Int32(outChannels), 0, out + r0 * outChannels, Int32(outChannels))
+                                    applyEpilogue(out + r0 * outChannels, rows: count, channels: outChannels, bias: p.value.2,
+                                                  activation: activation, residual: p.value.3.map { $0 + r0 * outChannels })
+                                }
+                                withExtendedLifetime(columns) {}
+                            }
                         }
                     }
                 }
@@ -97,39 +141,54 @@ public struct Conv2D: Sendable {
         return output
     }
 
-    /// Rows of the im2col matrix: one per output pixel, each the k·k·Cin input values under the
-    /// window (zeros where it covers padding), in HWIO order to match `packedWeight`.
-    private func im2col(_ input: Tensor, padding pad: Padding, outHeight oh: Int, outWidth ow: Int) -> Tensor {
-        let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        let k = kernelSize, s = stride, d = dilation
-        let depth = k * k * c
-        var columns = Tensor(uninitialized: [n * oh * ow, depth])
-        input.withUnsafeBufferPointer { src in
-            columns.withUnsafeMutableBufferPointer { dst in
-                let srcBase = UncheckedSendable(src.baseAddress), dstBase = UncheckedSendable(dst.baseAddress)
-                Threading.parallelFor(n * oh) { range in
-                    guard let srcBase = srcBase.value, let dstBase = dstBase.value else { return }
-                    for rowIndex in range {
-                        let b = rowIndex / oh, oy = rowIndex % oh
-                        for ox in 0..<ow {
-                            var dstPixel = dstBase + (rowIndex * ow + ox) * depth
-                            for ky in 0..<k {
-                                let iy = oy * s - pad.top + ky * d
-                                for kx in 0..<k {
-                                    let ix = ox * s - pad.left + kx * d
-                                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                                        dstPixel.update(from: srcBase + ((b * h + iy) * w + ix) * c, count: c)
-                                    } else {
-                                        dstPixel.update(repeating: 0, count: c)
-                                    }
-                                    dstPixel += c
-                                }
+    /// A 1x1 convolution over few rows: each thread computes a block of output channels
+    /// (C[:, n0..<n1] = A · B[:, n0..<n1]), then the epilogue runs over the rows.
+    private func pointwiseSplittingChannels(_ input: Tensor, rows: Int, into output: Tensor, residual: Tensor?) throws -> Tensor {
+        var output = output
+        let blocks = (outChannels + 15) / 16
+        input.withUnsafeBufferPointer { a in
+            packedWeight.withUnsafeBufferPointer { b in
+                bias.withUnsafeBufferPointer { bias in
+                    residual.withUnsafeElementPointer { res in
+                        output.withUnsafeMutableBufferPointer { out in
+                            let p = UncheckedSendable((a.baseAddress, b.baseAddress, out.baseAddress))
+                            Threading.parallelFor(blocks) { range in
+                                guard let a = p.value.0, let b = p.value.1, let out = p.value.2 else { return }
+                                let n0 = range.lowerBound * 16, n1 = min(outChannels, range.upperBound * 16)
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n1 - n0), Int32(inChannels),
+                                            1, a, Int32(inChannels), b + n0, Int32(outChannels), 0, out + n0, Int32(outChannels))
                             }
+                            guard let base = out.baseAddress else { return }
+                            applyEpilogueParallel(base, pixels: rows, channels: outChannels, bias: bias.baseAddress,
+                                                  activation: activation, residual: res)
                         }
                     }
                 }
             }
         }
-        return columns
+        return output
+    }
+
+    /// Rows `rows` of the im2col matrix (one per output pixel: the k·k·Cin input values under the
+    /// window, zeros over padding, in HWIO order to match `packedWeight`) into `destination`.
+    private func im2col(_ src: UnsafePointer<Float>, batchHeight h: Int, width w: Int, channels c: Int, padding pad: Padding,
+                        outHeight oh: Int, outWidth ow: Int, rows: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
+        let k = kernelSize, s = stride, d = dilation
+        var dst = destination
+        for row in rows {
+            let b = row / (oh * ow), oy = (row / ow) % oh, ox = row % ow
+            for ky in 0..<k {
+                let iy = oy * s - pad.top + ky * d
+                for kx in 0..<k {
+                    let ix = ox * s - pad.left + kx * d
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        dst.update(from: src + ((b * h + iy) * w + ix) * c, count: c)
+                    } else {
+                        dst.update(repeating: 0, count: c)
+                    }
+                    dst += c
+                }
+            }
+        }
     }
 }

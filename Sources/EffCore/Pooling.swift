@@ -1,3 +1,5 @@
+import CKernels
+
 /// Max pooling over k x k windows. Padding counts as -infinity (TF "SAME" max-pool and
 /// PyTorch's implicit padding both behave so), i.e. only real pixels compete.
 public func maxPool2D(_ input: Tensor, kernel: Int, stride: Int, padding: PaddingMode = .valid) throws -> Tensor {
@@ -28,20 +30,8 @@ public func globalAveragePool(_ input: Tensor) throws -> Tensor {
     var output = Tensor(uninitialized: [n, 1, 1, c])
     input.withUnsafeBufferPointer { src in
         output.withUnsafeMutableBufferPointer { out in
-            var rowSum = [Float](repeating: 0, count: c)
-            var total = [Double](repeating: 0, count: c)
-            for b in 0..<n {
-                for i in 0..<c { total[i] = 0 }
-                for y in 0..<h {
-                    for i in 0..<c { rowSum[i] = 0 }
-                    for x in 0..<w {
-                        let pixel = (b * h + y) * w + x
-                        for i in 0..<c { rowSum[i] += src[pixel * c + i] }
-                    }
-                    for i in 0..<c { total[i] += Double(rowSum[i]) }
-                }
-                for i in 0..<c { out[b * c + i] = Float(total[i] / Double(h * w)) }
-            }
+            guard let src = src.baseAddress, let out = out.baseAddress else { return }
+            for b in 0..<n { eff_global_average_pool(src + b * h * w * c, h * w, c, out + b * c) }
         }
     }
     return output

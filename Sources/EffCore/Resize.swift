@@ -1,3 +1,5 @@
+import CKernels
+
 /// Nearest-neighbour resize as PyTorch's `interpolate(mode="nearest")`:
 /// source index = min(floor(dst · in/out), in - 1).
 public func resizeNearest(_ input: Tensor, height outH: Int, width outW: Int) throws -> Tensor {
@@ -38,28 +40,15 @@ public func resizeBilinear(_ input: Tensor, height outH: Int, width outW: Int, a
     }
     let ys = LinearTaps(input: h, output: outH, alignCorners: alignCorners)
     let xs = LinearTaps(input: w, output: outW, alignCorners: alignCorners)
+    let y1 = zip(ys.first, ys.step).map { $0 + $1 }, x1 = zip(xs.first, xs.step).map { $0 + $1 }
     var output = Tensor(uninitialized: [n, outH, outW, c])
     input.withUnsafeBufferPointer { src in
         output.withUnsafeMutableBufferPointer { out in
             let p = UncheckedSendable((src.baseAddress, out.baseAddress))
             Threading.parallelFor(n * outH) { range in
                 guard let src = p.value.0, let out = p.value.1 else { return }
-                for rowIndex in range {
-                    let b = rowIndex / outH, oy = rowIndex % outH
-                    let row0 = src + (b * h + ys.first[oy]) * w * c
-                    let row1 = src + (b * h + ys.first[oy] + ys.step[oy]) * w * c
-                    let wy1 = ys.weight[oy], wy0 = 1 - wy1
-                    for ox in 0..<outW {
-                        let x0 = xs.first[ox] * c, x1 = (xs.first[ox] + xs.step[ox]) * c
-                        let wx1 = xs.weight[ox], wx0 = 1 - wx1
-                        let dst = out + (rowIndex * outW + ox) * c
-                        for ch in 0..<c {
-                            let top = wx0 * row0[x0 + ch] + wx1 * row0[x1 + ch]
-                            let bottom = wx0 * row1[x0 + ch] + wx1 * row1[x1 + ch]
-                            dst[ch] = wy0 * top + wy1 * bottom
-                        }
-                    }
-                }
+                eff_resize_bilinear(src, h, w, c, out, outH, outW, ys.first, y1, ys.weight, xs.first, x1, xs.weight,
+                                    range.lowerBound, range.upperBound)
             }
         }
     }

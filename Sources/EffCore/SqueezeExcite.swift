@@ -17,6 +17,11 @@ public struct SqueezeExcite: Sendable {
     }
 
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
-        try scaleChannels(input, by: expand(reduce(globalAveragePool(input))))
+        try scaleChannels(input, by: gate(input))
+    }
+
+    /// The per-channel gate [N, 1, 1, C] without applying it (to fold it into the next layer).
+    public func gate(_ input: Tensor) throws -> Tensor {
+        try expand(reduce(globalAveragePool(input)))
     }
 }

@@ -9,6 +9,7 @@ public enum Threading {
 
     /// Threads the kernels split work over (at least 1).
     public static var threadCount: Int {
+        singleThreadedBLAS
         let value = configured.load(ordering: .relaxed)
         return value > 0 ? value : defaultThreadCount
     }
@@ -16,12 +17,17 @@ public enum Threading {
     /// All the cores this process may use.
     public static var defaultThreadCount: Int { max(1, System.activeProcessorCount) }
 
-    /// Sets the thread count for the kernels and for OpenBLAS; `nil` restores the default (all cores).
+    /// Sets the thread count for the kernels; `nil` restores the default (all cores). OpenBLAS
+    /// itself always runs single-threaded: the kernels split GEMMs over these threads, so one
+    /// pool of threads does all the work (two pools would spin against each other).
     public static func setThreadCount(_ count: Int?) {
         let value = max(1, count ?? defaultThreadCount)
         configured.store(count == nil ? 0 : value, ordering: .relaxed)
-        openblas_set_num_threads(Int32(value))
+        singleThreadedBLAS
     }
+
+    /// OpenBLAS to one thread, once.
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
     /// Runs `body` over `0..<count` split into contiguous ranges, one per thread. `body` must only
     /// write to memory no other range writes.

@@ -89,8 +89,14 @@ public struct Benchmark: Sendable {
         return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))]
     }
 
-    /// Peak resident memory of this process so far, in MiB.
+    /// Peak resident memory of this process so far, in MiB (VmHWM: unlike ru_maxrss it does not
+    /// inherit the parent's peak across fork and exec).
     public static var peakResidentMegabytes: Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            return kilobytes / 1024
+        }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) / 1024

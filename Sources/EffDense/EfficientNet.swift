@@ -116,8 +116,9 @@ struct MBConvBlock: Sendable {
     func callAsFunction(_ input: Tensor) throws -> Tensor {
         var x = try expand.map { try $0(input) } ?? input
         x = try depthwise(x)
-        if let squeezeExcite { x = try squeezeExcite(x) }
-        return try project(x, residual: hasSkip ? input : nil)
+        guard let squeezeExcite else { return try project(x, residual: hasSkip ? input : nil) }
+        // The SE gate scales the projection's weights rather than the activations.
+        return try project(x, scalingInputChannelsBy: squeezeExcite.gate(x), residual: hasSkip ? input : nil)
     }
 }
 

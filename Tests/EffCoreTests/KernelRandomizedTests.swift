@@ -43,6 +43,31 @@ import Testing
         #expect(checked > 40)
     }
 
+    /// 1x1 convolutions over few pixels with many output channels take the channel-split path.
+    @Test(arguments: [1, 2])
+    func pointwiseOverFewPixelsMatchesReference(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 909 + UInt64(threads))
+        for cout in [64, 80, 130] { for (h, w) in [(1, 1), (3, 2), (7, 7), (5, 9)] {
+            let cin = [17, 40, 96].randomElement(using: &rng)!
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let x = randomTensor([1, h, w, cin], &rng)
+            let weight = randomTensor([cout, cin, 1, 1], &rng), bias = randomTensor([cout], &rng)
+            let residual = cout == 80 ? randomTensor([1, h, w, cout], &rng) : nil
+            let fast = try Conv2D(weight: weight, bias: bias, activation: activation)(x, residual: residual)
+            let reference = referenceConv(x, weight: weight, bias: bias, stride: 1, dilation: 1,
+                                          padding: Padding(.valid, height: h, width: w, kernel: 1, stride: 1), groups: 1,
+                                          activation: activation, residual: residual)
+            #expect(maxRelativeError(fast, reference) <= Self.tolerance, "1x1 \(cin)->\(cout) over \(h)x\(w) \(activation)")
+            // The squeeze-and-excitation fold: scaling weights equals scaling the input.
+            let gate = randomTensor([1, 1, 1, cin], &rng, range: 0...1)
+            let folded = try Conv2D(weight: weight, bias: bias, activation: activation)(x, scalingInputChannelsBy: gate)
+            let scaled = try Conv2D(weight: weight, bias: bias, activation: activation)(scaleChannels(x, by: gate))
+            #expect(maxRelativeError(folded, scaled) <= Self.tolerance)
+        } }
+    }
+
     @Test(arguments: [1, 2])
     func depthwiseMatchesReference(threads: Int) throws {
         Threading.setThreadCount(threads)

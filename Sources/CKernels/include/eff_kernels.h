@@ -27,4 +27,13 @@ void eff_weighted_sum(float *out, const float *const *inputs, const float *weigh
 /* Whether the AVX2+FMA versions are in use. */
 int eff_kernels_use_avx2(void);
 
+/* Bilinear resize of output rows [row_begin, row_end) (row = image * oh + y): for each output
+   row y and column x, taps (y0[y], y1[y], wy[y]) and (x0[x], x1[x], wx[x]) with
+   out = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * c + wx * d), per channel. */
+void eff_resize_bilinear(const float *input, long h, long w, long c, float *out, long oh, long ow,
+                         const long *y0, const long *y1, const float *wy, const long *x0, const long *x1,
+                         const float *wx, long row_begin, long row_end);
+
+/* Mean over `pixels` pixels of each of `channels` channels, summed in double. */
+void eff_global_average_pool(const float *input, long pixels, long channels, float *out);
 #endif
