@@ -19,7 +19,7 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "A model config YAML (effdet's fields) instead of the shipped one, e.g. for another class count.")
     var config: String?
 
-    @Option(help: "Checkpoint (.pth/.pt/.bin/.safetensors) in effdet's key layout. Default: the official one from `effdense weights pull`.")
+    @Option(help: "Checkpoint (.pth/.pt/.bin/.safetensors) in effdet's key layout. Default: the official one, fetched into the cache once.")
     var weights: String?
 
     @Option(name: .shortAndLong, help: "Annotated PNG to write (one input only).")
@@ -136,10 +136,11 @@ struct DetectCommand: ParsableCommand {
         return wanted
     }
 
+    /// The official checkpoint from the cache, fetched first when it is not there.
     private func defaultWeights(for name: String) throws -> String {
-        if let cached = try? CheckpointRegistry.cachedFile(for: name), FileManager.default.fileExists(atPath: cached.path) {
-            return cached.path
+        guard CheckpointRegistry.canonicalName(name) != nil else {
+            throw ValidationError("no official checkpoint for \(name): pass --weights FILE")
         }
-        throw ValidationError("no weights for \(name): run `effdense weights pull \(name)` (needs network access to GitHub), or pass --weights FILE with a local checkpoint")
+        return try WeightsCommand.Pull.fetch(name)
     }
 }

@@ -15,25 +15,27 @@ extension WeightsCommand {
         var force = false
 
         func run() throws {
+            print(try Self.fetch(name, force: force))
+        }
+
+        /// The cached checkpoint for `name`, downloaded (with a progress bar on a terminal) when
+        /// missing or when `force` is set.
+        static func fetch(_ name: String, force: Bool = false) throws -> String {
             let url = try CheckpointRegistry.url(for: name)
             let destination = try CheckpointRegistry.cachedFile(for: name)
-            if !force && FileManager.default.fileExists(atPath: destination.path) {
-                print(destination.path)
-                return
-            }
+            if !force && FileManager.default.fileExists(atPath: destination.path) { return destination.path }
             let bar = ProgressBar(label: url.lastPathComponent)
             var downloader = CheckpointDownloader()
             if bar.isEnabled {
                 downloader.progress = { done, total in bar.update(done, total) }
             }
+            defer { bar.finish() }
             do {
                 try downloader.download(url, to: destination)
             } catch let error as WeightsError where error.kind == .download {
-                bar.finish()
                 throw WeightsError(.download, error.file, "\(error.problem). Without network access, pass --weights FILE with a local copy of the checkpoint")
             }
-            bar.finish()
-            print(destination.path)
+            return destination.path
         }
     }
 }

@@ -13,11 +13,14 @@ struct SegmentCommand: ParsableCommand {
     @Argument(help: "PNG or JPEG pictures (any size).")
     var images: [String]
 
-    @Option(help: "Model (only deeplabv3plus).")
+    @Option(help: "Model (only deeplabv3plus; its defaults are configs/deeplabv3plus.yaml).")
     var model = "deeplabv3plus"
 
-    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7.")
-    var encoder = "efficientnet-b0"
+    @Option(help: "A segmentation config YAML instead of configs/deeplabv3plus.yaml.")
+    var config: String?
+
+    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7 (default: the config's).")
+    var encoder: String?
 
     @Option(help: "Number of classes (default: read from the checkpoint's head).")
     var numClasses: Int?
@@ -37,14 +40,14 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
     var json: String?
 
-    @Option(help: "Class names, one per line (default: Pascal VOC's for 21 classes).")
+    @Option(help: "Class names, one per line (default: the config's when its count matches).")
     var labels: String?
 
-    @Option(help: "Encoder output stride: 16 or 8.")
-    var outputStride = 16
+    @Option(help: "Encoder output stride: 16 or 8 (default: the config's).")
+    var outputStride: Int?
 
-    @Option(help: "ASPP atrous rates (three, comma-separated).")
-    var atrousRates = "12,24,36"
+    @Option(help: "ASPP atrous rates, three comma-separated (default: the config's).")
+    var atrousRates: String?
 
     @Option(help: "Resize the longer side to this before the network (the mask keeps the input's size).")
     var size: Int?
@@ -57,13 +60,14 @@ struct SegmentCommand: ParsableCommand {
         if output != nil && images.count > 1 { throw ValidationError("-o takes one input; use --out-dir for \(images.count)") }
         if overlay != nil && images.count > 1 { throw ValidationError("--overlay takes one input") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
-        if ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
+        if let outputStride, ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
         if let size, size < 16 { throw ValidationError("--size must be at least 16, found \(size)") }
         if let numClasses, !(1...256).contains(numClasses) { throw ValidationError("--num-classes must be within 1...256") }
         _ = try rates()
     }
 
-    private func rates() throws -> [Int] {
+    private func rates() throws -> [Int]? {
+        guard let atrousRates else { return nil }
         let values = atrousRates.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard values.count == 3, values.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--atrous-rates needs three positive integers, found '\(atrousRates)'")
@@ -76,11 +80,19 @@ struct SegmentCommand: ParsableCommand {
         guard let weights else {
             throw ValidationError("pass --weights FILE: a DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (smp publishes encoder weights only)")
         }
+        let configFile = try config ?? ProjectFiles.locate("configs/deeplabv3plus.yaml")?.path
+            ?? { throw ConfigError("configs/deeplabv3plus.yaml", "not found; pass --config FILE or set EFFDENSE_HOME to the effdense folder") }()
+        let settings = try SegmentationConfig.load(contentsOf: configFile)
         let classes = try numClasses ?? Self.headClasses(weights)
-        let names = try labels.map(ProjectFiles.labels)
-            ?? (classes == 21 ? ProjectFiles.locate("configs/voc_classes.txt").map { try ProjectFiles.labels($0.path) } : nil) ?? []
-        var segmenter = try Segmenter(encoder: encoder, weightsFile: weights, numClasses: classes, outputStride: outputStride,
-                                      atrousRates: try rates(), labels: names)
+        let configLabels = try settings.labels.map {
+            try ProjectFiles.labels(URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path)
+        }
+        let names = try labels.map(ProjectFiles.labels) ?? (configLabels?.count == classes ? configLabels : nil) ?? []
+        var segmenter = try Segmenter(encoder: encoder ?? settings.encoder, weightsFile: weights, numClasses: classes,
+                                      outputStride: outputStride ?? settings.outputStride, atrousRates: try rates() ?? settings.atrousRates,
+                                      decoderChannels: settings.decoderChannels, upsampling: settings.upsampling, labels: names)
+        segmenter.mean = settings.mean
+        segmenter.std = settings.std
         segmenter.longerSide = size
         let text = overlay == nil ? nil : try TextRenderer()
         if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }

@@ -64,3 +64,15 @@ import Testing
         #expect(Segmenter.vocPalette[1] == (128, 0, 0) && Segmenter.vocPalette[15] == (192, 128, 128) && Segmenter.vocPalette[255] == (224, 224, 192))
     }
 }
+
+@Suite struct SegmentationConfigTests {
+    @Test func shippedConfigHoldsSMPsDefaults() throws {
+        let config = try SegmentationConfig.load(contentsOf: DetectionParityTests.root.appendingPathComponent("configs/deeplabv3plus.yaml").path)
+        #expect(config.encoder == "efficientnet-b0" && config.numClasses == 21 && config.outputStride == 16)
+        #expect(config.atrousRates == [12, 24, 36] && config.decoderChannels == 256 && config.upsampling == 4)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("effdense-segcfg-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "name: x\nencoder: efficientnet-b0\nnum_classes: 3\noutput_stride: 4\n".write(to: folder, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try SegmentationConfig.load(contentsOf: folder.path) }
+    }
+}

@@ -234,8 +234,11 @@ import Testing
     @Test func missingWeightsAndBadArgumentsGiveOneLine() throws {
         let folder = try CLITests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let none = try CLITests.run(["detect", "samples/coffee.jpg"], environment: ["XDG_CACHE_HOME": folder.path])
+        // Not cached and not fetchable (an empty mirror folder: no network involved).
+        let none = try CLITests.run(["detect", "samples/coffee.jpg"],
+                                    environment: ["XDG_CACHE_HOME": folder.path, "EFFDENSE_WEIGHTS_MIRROR": folder.absoluteString])
         #expect(none.status == 1 && none.stderr.contains("--weights FILE") && none.stderr.split(separator: "\n").count == 1, "\(none.stderr)")
+        #expect(none.stderr.contains("tf_efficientdet_d0_34-f153e0cf.pth"), "\(none.stderr)")
         let wrong = try CLITests.run(["detect", "samples/coffee.jpg", "--weights", CLITests.realLite0])
         CLITests.expectOneLineError(wrong, naming: CLITests.realLite0)
         let classes = try CLITests.run(["detect", "samples/coffee.jpg", "--weights", Self.weights, "--classes", "person,unicorn"])
@@ -305,5 +308,41 @@ import Testing
         let wrongEncoder = try CLITests.run(["segment", "samples/coffee.jpg", "--weights", Self.weights, "--encoder", "timm-efficientnet-b0"])
         CLITests.expectOneLineError(wrongEncoder, naming: Self.weights)
         #expect(try CLITests.run(["segment", "samples/coffee.jpg", "--output-stride", "4"]).status == 1)
+    }
+}
+
+/// Every kind of broken checkpoint: one line on stderr naming the file, exit status 1.
+@Suite struct BrokenCheckpointCLITests {
+    static let fixtures = CLITests.packageRoot.appendingPathComponent("Tests/EffWeightsTests/Fixtures")
+
+    static func safetensors(_ header: String, dataBytes: Int) -> Data {
+        var file = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(contentsOf: Array(header.utf8))
+        file.append(Data(count: dataBytes))
+        return file
+    }
+
+    @Test func eachBrokenKindExitsOneWithOneLine() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = try Data(contentsOf: Self.fixtures.appendingPathComponent("state_f32.safetensors"))
+        var headerPastEnd = good
+        headerPastEnd.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(good.count).littleEndian) { Data($0) })
+        let cases: [(String, Data, String)] = [
+            ("truncated.safetensors", good.prefix(good.count / 2), "truncated"),
+            ("header.safetensors", headerPastEnd, "header length"),
+            ("offsets.safetensors", Self.safetensors(#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#, dataBytes: 16), "out of range"),
+            ("dtype.safetensors", Self.safetensors(#"{"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}}"#, dataBytes: 4), "F8_E4M3"),
+            ("evil.pth", try Data(contentsOf: Self.fixtures.appendingPathComponent("evil_global.pth")), "posix.system"),
+            ("lying.pth", try Data(contentsOf: Self.fixtures.appendingPathComponent("lying_sizes.pth")), "data/0"),
+        ]
+        for (name, data, word) in cases {
+            let path = folder.appendingPathComponent(name).path
+            try data.write(to: URL(fileURLWithPath: path))
+            let result = try CLITests.run(["weights", "inspect", path])
+            CLITests.expectOneLineError(result, naming: path)
+            #expect(result.stderr.contains(word), "\(name): \(result.stderr)")
+        }
     }
 }

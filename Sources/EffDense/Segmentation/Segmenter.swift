@@ -33,14 +33,14 @@ public struct Segmenter: Sendable {
 
     /// Loads smp's DeepLabV3Plus weights (strictly) for `encoder`.
     public init(encoder: String, weightsFile: String, numClasses: Int, outputStride: Int = 16,
-                atrousRates: [Int] = [12, 24, 36], labels: [String] = []) throws {
+                atrousRates: [Int] = [12, 24, 36], decoderChannels: Int = 256, upsampling: Int = 4, labels: [String] = []) throws {
         guard (1...256).contains(numClasses) else {
             throw ConfigError(weightsFile, "a mask holds 1 to 256 classes, found \(numClasses)")
         }
         let store = try WeightStore(contentsOf: weightsFile)
         let binder = WeightBinder(store)
         network = try DeepLabV3Plus(encoder: SegmentationEncoder.named(encoder), outputStride: outputStride, numClasses: numClasses,
-                                    atrousRates: atrousRates, weights: binder)
+                                    atrousRates: atrousRates, decoderChannels: decoderChannels, upsampling: upsampling, weights: binder)
         try binder.finish()
         guard labels.isEmpty || labels.count == numClasses else {
             throw ConfigError(weightsFile, "\(labels.count) labels for \(numClasses) classes")
