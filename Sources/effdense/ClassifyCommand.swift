@@ -58,25 +58,19 @@ struct ClassifyCommand: ParsableCommand {
         if let mean = try parseTriple(mean, "--mean") { classifier.preprocessing.mean = mean }
         if let std = try parseTriple(std, "--std") { classifier.preprocessing.std = std }
 
-        var lines: [String] = []
+        var output = JSONLines(json)
         for path in images {
             let predictions = try classifier.classify(ImageCodec.decode(contentsOf: path), top: top)
-            let record: [String: Any] = [
+            try output.add([
                 "image": path, "model": spec.name,
                 "predictions": predictions.map { ["class_index": $0.classIndex, "label": $0.label, "score": Double($0.score)] as [String: Any] },
-            ]
-            let line = String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
-            if json == "-" {
-                print(line)
-            } else {
-                lines.append(line)
+            ])
+            if !output.toStandardOutput {
                 print(path)
                 for p in predictions { print(String(format: "  %6.3f  %@ (%d)", p.score, p.label, p.classIndex)) }
             }
         }
-        if let json, json != "-" {
-            try OutputFile.write(lines.map { $0 + "\n" }.joined(), to: json)
-        }
+        try output.finish()
     }
 
     private func defaultWeights(for name: String) throws -> String {
@@ -109,6 +103,41 @@ enum OutputFile {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw ValidationError("\(path): cannot write the output (\(error.localizedDescription))")
+        }
+    }
+
+    /// `explicit` (-o), else DIR/NAME<suffix> (--out-dir), else NAME<suffix> beside the input;
+    /// never the input itself.
+    static func path(for input: String, suffix: String, explicit: String?, folder: String?) throws -> String {
+        let name = ((input as NSString).lastPathComponent as NSString).deletingPathExtension + suffix
+        let target = explicit ?? folder.map { ($0 as NSString).appendingPathComponent(name) }
+            ?? ((input as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+        guard URL(fileURLWithPath: target).standardizedFileURL.resolvingSymlinksInPath()
+                != URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() else {
+            throw ValidationError("\(target): refusing to overwrite the input")
+        }
+        return target
+    }
+}
+
+/// `--json FILE|-`: one object per picture, to standard output as it comes or to FILE at the end.
+struct JSONLines {
+    let destination: String?
+    private var lines: [String] = []
+
+    init(_ destination: String?) { self.destination = destination }
+
+    /// Whether the lines go to standard output (so human-readable output should stay quiet).
+    var toStandardOutput: Bool { destination == "-" }
+
+    mutating func add(_ record: [String: Any]) throws {
+        let line = String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+        if toStandardOutput { print(line) } else { lines.append(line) }
+    }
+
+    func finish() throws {
+        if let destination, !toStandardOutput {
+            try OutputFile.write(lines.map { $0 + "\n" }.joined(), to: destination)
         }
     }
 }

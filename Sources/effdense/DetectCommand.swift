@@ -77,48 +77,32 @@ struct DetectCommand: ParsableCommand {
         if let outDir {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         }
-        var lines: [String] = []
+        var output = JSONLines(json)
         for path in images {
             let image = try ImageCodec.decode(contentsOf: path)
             let detections = try detector.detect(image, postProcessing: postProcessing)
                 .filter { wanted?.contains($0.classIndex) ?? true }
-            let record: [String: Any] = [
+            try output.add([
                 "image": path, "width": image.width, "height": image.height, "model": detectionConfig.name,
                 "detections": detections.map {
                     ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
                      "label": detector.label($0.classIndex)] as [String: Any]
                 },
-            ]
-            let line = String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
-            if json == "-" { print(line) } else { lines.append(line) }
+            ])
             if let text {
                 var annotated = image
                 annotated.annotate(detections.map {
                     BoxAnnotation(box: $0.box, label: "\(detector.label($0.classIndex)) \(String(format: "%.2f", $0.score))",
                                   colour: RGB.forClass($0.classIndex))
                 }, text: text)
-                let target = try outputPath(for: path)
+                let target = try OutputFile.path(for: path, suffix: ".detections.png", explicit: self.output, folder: outDir)
                 try ImageCodec.writePNG(annotated, to: target)
-                if json != "-" { print("\(path): \(detections.count) detections → \(target)") }
-            } else if json != "-" {
+                if !output.toStandardOutput { print("\(path): \(detections.count) detections → \(target)") }
+            } else if !output.toStandardOutput {
                 print("\(path): \(detections.count) detections")
             }
         }
-        if let json, json != "-" {
-            try OutputFile.write(lines.map { $0 + "\n" }.joined(), to: json)
-        }
-    }
-
-    /// -o, else DIR/NAME.detections.png, else NAME.detections.png beside the input; never the input.
-    private func outputPath(for input: String) throws -> String {
-        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension + ".detections.png"
-        let target = output ?? outDir.map { ($0 as NSString).appendingPathComponent(stem) }
-            ?? ((input as NSString).deletingLastPathComponent as NSString).appendingPathComponent(stem)
-        guard URL(fileURLWithPath: target).standardizedFileURL.resolvingSymlinksInPath()
-                != URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() else {
-            throw ValidationError("\(target): refusing to overwrite the input")
-        }
-        return target
+        try output.finish()
     }
 
     private func classFilter(_ names: [String]) throws -> Set<Int>? {

@@ -96,11 +96,14 @@ struct SegmentCommand: ParsableCommand {
         segmenter.longerSide = size
         let text = overlay == nil ? nil : try TextRenderer()
         if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
-        var lines: [String] = []
+        var output = JSONLines(json)
         for path in images {
             let image = try ImageCodec.decode(contentsOf: path)
             let mask = try segmenter.segment(image)
-            let target = try outputPath(for: path)
+            let target = try OutputFile.path(for: path, suffix: ".mask.png", explicit: self.output, folder: outDir)
+            if let overlay, [target, path].contains(where: { URL(fileURLWithPath: $0).standardizedFileURL == URL(fileURLWithPath: overlay).standardizedFileURL }) {
+                throw ValidationError("\(overlay): refusing to overwrite \(overlay == target ? "the mask" : "the input")")
+            }
             try ImageCodec.writePNG(pixels: mask.classes, width: mask.width, height: mask.height,
                                     format: .palette(Segmenter.vocPalette), to: target)
             let total = Double(mask.classes.count)
@@ -108,25 +111,19 @@ struct SegmentCommand: ParsableCommand {
             if let overlay, let text {
                 try ImageCodec.writePNG(Self.overlay(image, mask: mask, present: present, segmenter: segmenter, text: text), to: overlay)
             }
-            let record: [String: Any] = [
+            try output.add([
                 "image": path, "width": image.width, "height": image.height, "mask": target,
                 "classes": present.map {
                     ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
                      "fraction": Double($0.pixels) / total] as [String: Any]
                 },
-            ]
-            let line = String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
-            if json == "-" {
-                print(line)
-            } else {
-                lines.append(line)
+            ])
+            if !output.toStandardOutput {
                 let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
                 print("\(path): \(summary.joined(separator: ", ")) → \(target)")
             }
         }
-        if let json, json != "-" {
-            try OutputFile.write(lines.map { $0 + "\n" }.joined(), to: json)
-        }
+        try output.finish()
     }
 
     /// The class count of a checkpoint's segmentation head.
@@ -136,20 +133,6 @@ struct SegmentCommand: ParsableCommand {
             throw WeightsError(.missingKey, weights, "missing key 'segmentation_head.0.weight': not a segmentation_models_pytorch DeepLabV3Plus checkpoint (key layout: \(store.layout.rawValue))")
         }
         return head.shape[0]
-    }
-
-    /// -o, else DIR/NAME.mask.png, else NAME.mask.png beside the input; never the input.
-    private func outputPath(for input: String) throws -> String {
-        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension + ".mask.png"
-        let target = output ?? outDir.map { ($0 as NSString).appendingPathComponent(stem) }
-            ?? ((input as NSString).deletingLastPathComponent as NSString).appendingPathComponent(stem)
-        for other in [input] + (overlay.map { [$0] } ?? []) where URL(fileURLWithPath: target).standardizedFileURL == URL(fileURLWithPath: other).standardizedFileURL {
-            throw ValidationError("\(target): refusing to overwrite \(other == input ? "the input" : "the overlay")")
-        }
-        if let overlay, URL(fileURLWithPath: overlay).standardizedFileURL == URL(fileURLWithPath: input).standardizedFileURL {
-            throw ValidationError("\(overlay): refusing to overwrite the input")
-        }
-        return target
     }
 
     /// The picture blended half-and-half with the class colours (background untouched) and a

@@ -4,18 +4,8 @@ import Foundation
 // Plain reference versions of the kernels: obvious loops over NHWC indices, sums in Double.
 // Used only by tests, to check the fast kernels over many random shapes.
 
-/// A reproducible random generator (SplitMix64), so failures can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A reproducible random generator, so failures can be replayed.
+typealias SeededGenerator = SplitMix64
 
 func randomTensor(_ shape: [Int], _ rng: inout SeededGenerator, range: ClosedRange<Float> = -1...1) -> Tensor {
     var tensor = Tensor(uninitialized: shape)
