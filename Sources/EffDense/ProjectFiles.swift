@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// Finds effdense's data folders (`configs/`, `weights/`): `$EFFDENSE_HOME` if set, else the
 /// package checkout the executable was built in, else the current directory.
@@ -33,6 +34,22 @@ public enum ProjectFiles {
             throw ConfigError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the label file (not UTF-8 text?)" : "no such label file")
         }
         return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+    }
+}
+
+/// Decodes a YAML configuration file, naming the file and the field in every error.
+func loadYAML<T: Decodable>(_ type: T.Type, contentsOf path: String) throws -> T {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw ConfigError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the config file" : "no such config file")
+    }
+    do {
+        return try YAMLDecoder().decode(T.self, from: text)
+    } catch let DecodingError.keyNotFound(key, _) {
+        throw ConfigError(path, "missing field '\(key.stringValue)'")
+    } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+        throw ConfigError(path, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+    } catch {
+        throw ConfigError(path, "not a valid YAML config (\(error))".replacingOccurrences(of: "\n", with: " "))
     }
 }
 

@@ -1,7 +1,6 @@
 import EffCore
 import EffWeights
 import Foundation
-import Yams
 
 /// An EfficientDet configuration (configs/<model>.yaml, effdet's field names): sizes, BiFPN,
 /// heads, anchors, pre- and post-processing. A user's own file (another class count, image
@@ -75,19 +74,7 @@ public struct DetectionConfig: Sendable, Equatable, Decodable {
 
     /// Reads and checks a YAML config file.
     public static func load(contentsOf path: String) throws -> DetectionConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the config file" : "no such config file")
-        }
-        let config: DetectionConfig
-        do {
-            config = try YAMLDecoder().decode(DetectionConfig.self, from: text)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw ConfigError(path, "missing field '\(key.stringValue)'")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw ConfigError(path, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
-        } catch {
-            throw ConfigError(path, "not a valid YAML config (\(error))".replacingOccurrences(of: "\n", with: " "))
-        }
+        let config = try loadYAML(DetectionConfig.self, contentsOf: path)
         try config.validate(file: path)
         return config
     }

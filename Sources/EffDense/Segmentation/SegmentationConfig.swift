@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// A DeepLabV3+ configuration (configs/deeplabv3plus.yaml, smp's argument names).
 public struct SegmentationConfig: Sendable, Equatable, Decodable {
@@ -37,17 +36,7 @@ public struct SegmentationConfig: Sendable, Equatable, Decodable {
 
     /// Reads and checks a YAML config file.
     public static func load(contentsOf path: String) throws -> SegmentationConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the config file" : "no such config file")
-        }
-        let config: SegmentationConfig
-        do {
-            config = try YAMLDecoder().decode(SegmentationConfig.self, from: text)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw ConfigError(path, "missing field '\(key.stringValue)'")
-        } catch {
-            throw ConfigError(path, "not a valid segmentation config (\(error))".replacingOccurrences(of: "\n", with: " "))
-        }
+        let config = try loadYAML(SegmentationConfig.self, contentsOf: path)
         guard [8, 16].contains(config.outputStride), config.atrousRates.count == 3, config.atrousRates.allSatisfy({ $0 > 0 }),
               (1...256).contains(config.numClasses), config.decoderChannels > 0, config.upsampling > 0,
               config.mean.count == 3, config.std.count == 3, !config.std.contains(0) else {
