@@ -22,18 +22,6 @@ public enum Activation: String, Sendable, CaseIterable {
     }
 }
 
-/// What a kernel does to each output row after the main sum: add the bias, apply the
-/// activation, then add the residual (a tensor of the output's shape), in that order.
-public struct Epilogue {
-    public var activation: Activation
-    public var addsResidual: Bool
-
-    public init(activation: Activation = .identity, addsResidual: Bool = false) {
-        self.activation = activation
-        self.addsResidual = addsResidual
-    }
-}
-
 extension Activation {
     /// The C kernels' code for this activation.
     var kernelCode: Int32 {

@@ -53,12 +53,13 @@ public struct Benchmark: Sendable {
             let network = try EfficientDet(config: config, weights: binder)
             let detector = ObjectDetector(config: config, network: network)
             let input = Tensor(repeating: 0.1, shape: [1, config.imageSize[0], config.imageSize[1], 3])
+            let text = try TextRenderer()
             forward = { _ = try network(input) }
             pipeline = { data in
                 var image = try ImageCodec.decode(data, source: "benchmark")
                 let detections = try detector.detect(image, postProcessing: PostProcessing(scoreThreshold: 0.4))
                 image.annotate(detections.map { BoxAnnotation(box: $0.box, label: "\($0.classIndex)", colour: RGB.forClass($0.classIndex)) },
-                               text: try TextRenderer())
+                               text: text)
                 _ = try ImageCodec.encodePNG(pixels: image.pixels, width: image.width, height: image.height, format: .rgb)
             }
         }
