@@ -59,7 +59,7 @@ struct ClassifyCommand: ParsableCommand {
         if let std = try parseTriple(std, "--std") { classifier.preprocessing.std = std }
 
         var output = JSONLines(json)
-        for path in images {
+        try forEachPicture(images, json: &output) { path, output in
             let predictions = try classifier.classify(ImageCodec.decode(contentsOf: path), top: top)
             try output.add([
                 "image": path, "model": spec.name,
@@ -70,7 +70,6 @@ struct ClassifyCommand: ParsableCommand {
                 for p in predictions { print(String(format: "  %6.3f  %@ (%d)", p.score, p.label, p.classIndex)) }
             }
         }
-        try output.finish()
     }
 
     private func defaultWeights(for name: String) throws -> String {
@@ -118,6 +117,38 @@ enum OutputFile {
         }
         return target
     }
+}
+
+/// Runs `body` for each picture; a picture that fails (unreadable, corrupt, too large) is reported
+/// on stderr and as an `{"image", "error"}` JSON line, and the others still run. Throws at the end
+/// (exit status 1) when any failed; a failure that is not the picture's own stops at once. A lone
+/// picture's failure is just its own one-line error.
+func forEachPicture(_ paths: [String], json: inout JSONLines, _ body: (String, inout JSONLines) throws -> Void) throws {
+    if paths.count == 1, let path = paths.first {
+        try body(path, &json)
+        try json.finish()
+        return
+    }
+    var failures = 0
+    for path in paths {
+        do {
+            try body(path, &json)
+        } catch let error as ImageError {
+            failures += 1
+            FileHandle.standardError.write(Data("effdense: \(error)\n".utf8))
+            try json.add(["image": path, "error": error.description])
+        }
+    }
+    try json.finish()
+    if failures > 0 {
+        throw PicturesFailed(failed: failures, total: paths.count)
+    }
+}
+
+/// Some pictures of a run could not be processed (each was reported already).
+struct PicturesFailed: Error, CustomStringConvertible {
+    let failed: Int, total: Int
+    var description: String { "\(failed) of \(total) pictures failed (reported above)" }
 }
 
 /// `--json FILE|-`: one object per picture, to standard output as it comes or to FILE at the end.

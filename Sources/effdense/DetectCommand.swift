@@ -78,7 +78,7 @@ struct DetectCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         }
         var output = JSONLines(json)
-        for path in images {
+        try forEachPicture(images, json: &output) { path, output in
             let image = try ImageCodec.decode(contentsOf: path)
             let detections = try detector.detect(image, postProcessing: postProcessing)
                 .filter { wanted?.contains($0.classIndex) ?? true }
@@ -102,7 +102,6 @@ struct DetectCommand: ParsableCommand {
                 print("\(path): \(detections.count) detections")
             }
         }
-        try output.finish()
     }
 
     private func classFilter(_ names: [String]) throws -> Set<Int>? {

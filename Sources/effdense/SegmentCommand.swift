@@ -97,7 +97,7 @@ struct SegmentCommand: ParsableCommand {
         let text = overlay == nil ? nil : try TextRenderer()
         if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
         var output = JSONLines(json)
-        for path in images {
+        try forEachPicture(images, json: &output) { path, output in
             let image = try ImageCodec.decode(contentsOf: path)
             let mask = try segmenter.segment(image)
             let target = try OutputFile.path(for: path, suffix: ".mask.png", explicit: self.output, folder: outDir)
@@ -123,7 +123,6 @@ struct SegmentCommand: ParsableCommand {
                 print("\(path): \(summary.joined(separator: ", ")) → \(target)")
             }
         }
-        try output.finish()
     }
 
     /// The class count of a checkpoint's segmentation head.
