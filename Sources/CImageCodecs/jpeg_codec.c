@@ -44,6 +44,27 @@ static void on_jpeg_message(j_common_ptr cinfo, int level) {
     }
 }
 
+/* A progressive JPEG can hold any number of scans, each re-decoding the whole picture: a small
+   hostile file could keep the decoder busy for minutes. libjpeg-turbo's own tools stop at 500. */
+#define EFF_JPEG_MAX_SCANS 500
+
+static void limit_scans(j_common_ptr cinfo) {
+    if (cinfo->is_decompressor) {
+        j_decompress_ptr dinfo = (j_decompress_ptr)cinfo;
+        if (dinfo->progressive_mode && dinfo->input_scan_number > EFF_JPEG_MAX_SCANS) {
+            jpeg_error_state *st = (jpeg_error_state *)cinfo->err;
+            if (st->err && st->err_len) {
+                snprintf(st->err, st->err_len, "more than %d progressive scans", EFF_JPEG_MAX_SCANS);
+            }
+            longjmp(st->jump, 1);
+        }
+    }
+}
+
+/* Working memory libjpeg may allocate besides the output pixels (Huffman tables, coefficient
+   buffers of progressive files, ...). */
+#define EFF_JPEG_MAX_MEMORY (512L << 20)
+
 static int check_signature(const uint8_t *data, size_t size, char *err, size_t err_len) {
     if (size < 3 || data[0] != 0xFF || data[1] != 0xD8 || data[2] != 0xFF) {
         if (err && err_len) {
@@ -93,6 +114,9 @@ int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
         return EFF_ERR_CORRUPT;
     }
     jpeg_create_decompress(&cinfo);
+    cinfo.mem->max_memory_to_use = EFF_JPEG_MAX_MEMORY;
+    struct jpeg_progress_mgr progress = {.progress_monitor = limit_scans};
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.image_width != width || cinfo.image_height != height) {

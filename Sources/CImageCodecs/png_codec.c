@@ -57,6 +57,11 @@ static int begin_read(png_reader_state *st, png_structp *png_out, png_infop *inf
         set_err(st->err, st->err_len, "out of memory");
         return EFF_ERR_NO_MEMORY;
     }
+    /* Limits checked by libpng before it allocates: picture sides, the size of one ancillary
+       chunk (text, ICC profile...), and how many ancillary chunks are kept. */
+    png_set_user_limits(png, 1000000, 1000000);
+    png_set_chunk_malloc_max(png, 8u << 20);
+    png_set_chunk_cache_max(png, 1000);
     *png_out = png;
     *info_out = info;
     return EFF_OK;

@@ -85,10 +85,13 @@ enum TorchCheckpoint {
     }
 
     /// Reads a zip checkpoint: `<name>/data.pkl` and `<name>/data/<key>` per storage.
-    static func readZip(path: String, data: Data) throws -> [(String, TensorLocation)] {
+    /// The archive is read from the file, not from memory: ZIPFoundation's in-memory archive traps
+    /// on a central directory that points past the end of the data (found by Fuzz/, see
+    /// Tests/EffWeightsTests/Fixtures/fuzz/), its file-backed one reports an error.
+    static func readZip(path: String) throws -> [(String, TensorLocation)] {
         let archive: Archive
         do {
-            archive = try Archive(data: data, accessMode: .read)
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         } catch {
             throw WeightsError(.corrupt, path, "a zip file that cannot be opened (\(error)); the file may be truncated")
         }

@@ -165,6 +165,17 @@ import Testing
         try Self.expectFailure(data, kind: .corrupt, mentioning: ["data/0"])
     }
 
+    /// Inputs the fuzzer (scripts/fuzz.sh) found crashing a reader once: each must now be refused
+    /// with a WeightsError. A crash here takes the whole test process down.
+    @Test func fuzzerFindingsAreRefusedCleanly() throws {
+        let folder = Self.fixtures.appendingPathComponent("fuzz")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(!files.isEmpty)
+        for file in files {
+            #expect(throws: WeightsError.self, "\(file)") { try WeightStore(contentsOf: folder.appendingPathComponent(file).path) }
+        }
+    }
+
     @Test func notACheckpointIsRefused() throws {
         try Self.expectFailure(Data("hello, not weights".utf8), kind: .unknownFormat)
         #expect(throws: WeightsError(.unreadable, "/no/such/file.pth", "no such file")) {

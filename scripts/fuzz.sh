@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs effdense's fuzz targets (libFuzzer + AddressSanitizer) for a set time each.
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET...]     # targets: image checkpoint
+#
+# Targets live in Fuzz/ (a separate package so the main build never needs libFuzzer):
+#   image       PNG/JPEG decoding (ImageCodec.decode), format recognised by content
+#   checkpoint  WeightStore: safetensors, torch.save zip and legacy files, the pickle machine
+# Each starts from the committed seeds in Fuzz/Seeds/<target> (scripts/make_fuzz_seeds.py) and
+# grows a working corpus in Fuzz/.corpus/<target> (not committed). A crash, sanitizer report,
+# hang (-timeout) or memory blow-up (-rss_limit_mb) stops the target; its input is saved as
+# Fuzz/crashes/<target>-crash-*; turn it into a regression test with the input committed.
+# The log of each run goes to Fuzz/logs/<target>.log, with a summary line at its end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(image checkpoint)
+
+# SwiftPM links libFuzzer for --sanitize fuzzer but does not instrument Swift code for coverage:
+# -Xswiftc -sanitize=fuzzer does.
+swift build -c release --package-path Fuzz --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer 2>&1 \
+    | grep -v "warning: Cannot export local symbol" | tail -3
+
+mkdir -p Fuzz/logs Fuzz/crashes
+status=0
+for target in "${targets[@]}"; do
+    case $target in
+        image) binary=FuzzImage max_len=65536 ;;
+        checkpoint) binary=FuzzCheckpoint max_len=65536 ;;
+        *) echo "unknown target $target (image, checkpoint)" >&2; exit 2 ;;
+    esac
+    corpus=Fuzz/.corpus/$target
+    log=Fuzz/logs/$target.log
+    mkdir -p "$corpus"
+    echo "fuzzing $target for ${seconds}s → $log"
+    set +e
+    # Swift's own crash backtracer would trip AddressSanitizer; libFuzzer prints the stack instead.
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "Fuzz/.build/release/$binary" "$corpus" "Fuzz/Seeds/$target" \
+        -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=3072 \
+        -artifact_prefix="Fuzz/crashes/$target-" -print_final_stats=1 >"$log" 2>&1
+    rc=$?
+    set -e
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    if [ $rc -eq 0 ]; then
+        summary="$target: no crash in ${seconds}s, $runs inputs run, corpus $(ls "$corpus" | wc -l) files ($(date -u +%F), $(uname -m))"
+    else
+        summary="$target: FAILED (exit $rc) — see $log and Fuzz/crashes/"
+        status=1
+    fi
+    echo "$summary" | tee -a "$log"
+done
+exit $status
