@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "EffImage", targets: ["EffImage"]),
         .library(name: "EffWeights", targets: ["EffWeights"]),
         .library(name: "EffDense", targets: ["EffDense"]),
+        .library(name: "EffBatch", targets: ["EffBatch"]),
         .executable(name: "effdense", targets: ["effdense"]),
     ],
     dependencies: [
@@ -38,10 +39,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .target(name: "EffDense", dependencies: ["EffCore", "EffWeights", "EffImage", .product(name: "Yams", package: "Yams")]),
+        // Many pictures: inputs (folders, globs, lists), shards, the overlapped decode → network → write run.
+        .target(name: "EffBatch", dependencies: ["EffImage"]),
         .executableTarget(
             name: "effdense",
             dependencies: [
-                "EffCore", "EffImage", "EffWeights", "EffDense",
+                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -49,6 +52,7 @@ let package = Package(
         .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffCore", "EffImage", "EffWeights", "EffDense"]),
+        .testTarget(name: "EffBatchTests", dependencies: ["EffBatch", "EffImage"]),
         .testTarget(name: "EffWeightsTests", dependencies: ["EffWeights", "EffCore"], resources: [.copy("Fixtures")]),
     ]
 )

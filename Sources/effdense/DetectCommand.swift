@@ -1,4 +1,5 @@
 import ArgumentParser
+import EffBatch
 import EffCore
 import EffDense
 import EffImage
@@ -10,8 +11,7 @@ struct DetectCommand: ParsableCommand {
         commandName: "detect",
         abstract: "Detect objects with EfficientDet; write annotated PNGs and JSON Lines.")
 
-    @Argument(help: "PNG or JPEG pictures (any size; gray, RGBA, 16-bit and palette are converted).")
-    var images: [String]
+    @OptionGroup var inputs: BatchOptions
 
     @Option(help: "Model name: tf_efficientdet_d0 … d7x, efficientdet_d0, efficientdet_d1 (or d0 … d7x).")
     var model = "tf_efficientdet_d0"
@@ -25,7 +25,7 @@ struct DetectCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Annotated PNG to write (one input only).")
     var output: String?
 
-    @Option(help: "Folder for annotated PNGs (IMG.detections.png each).")
+    @Option(help: "Folder for annotated PNGs (IMG.detections.png each, mirroring the input folders).")
     var outDir: String?
 
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
@@ -55,8 +55,7 @@ struct DetectCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        if images.isEmpty { throw ValidationError("give at least one picture") }
-        if output != nil && images.count > 1 { throw ValidationError("-o takes one input; use --out-dir for \(images.count)") }
+        if output != nil && inputs.images.count + (inputs.inputList == nil ? 0 : 1) > 1 { throw ValidationError("-o takes one input; use --out-dir") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
         if !(0...1).contains(scoreThreshold) { throw ValidationError("--score-threshold must be within 0...1, found \(scoreThreshold)") }
         if !(0...1).contains(iouThreshold) { throw ValidationError("--iou-threshold must be within 0...1, found \(iouThreshold)") }
@@ -65,6 +64,8 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes)
+        if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
         let (detectionConfig, configFile) = try config.map { (try DetectionConfig.load(contentsOf: $0), $0) } ?? DetectionConfig.named(model)
         let labelFile = labels ?? detectionConfig.labels.map { URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path }
         let names = try labelFile.map(ProjectFiles.labels) ?? []
@@ -74,34 +75,33 @@ struct DetectCommand: ParsableCommand {
         let postProcessing = PostProcessing(maxDetectionPoints: detectionConfig.maxDetectionPoints, maxDetections: maxDetections,
                                             iouThreshold: iouThreshold, scoreThreshold: scoreThreshold, softNMS: softNms)
         let text = noImages ? nil : try TextRenderer()
-        if let outDir {
-            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        }
-        var output = JSONLines(json)
-        try forEachPicture(images, json: &output) { path, output in
-            let image = try ImageCodec.decode(contentsOf: path)
-            let detections = try detector.detect(image, postProcessing: postProcessing)
-                .filter { wanted?.contains($0.classIndex) ?? true }
-            try output.add([
-                "image": path, "width": image.width, "height": image.height, "model": detectionConfig.name,
-                "detections": detections.map {
-                    ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
-                     "label": detector.label($0.classIndex)] as [String: Any]
-                },
-            ])
+        let output = run.json, explicitOutput = self.output
+        try run.run(compute: { _, image in
+            (image, try detector.detect(image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true })
+        }, finish: { picture, computed in
+            let (image, detections) = computed
+            var target: String?
             if let text {
                 var annotated = image
                 annotated.annotate(detections.map {
                     BoxAnnotation(box: $0.box, label: "\(detector.label($0.classIndex)) \(String(format: "%.2f", $0.score))",
                                   colour: RGB.forClass($0.classIndex))
                 }, text: text)
-                let target = try OutputFile.path(for: path, suffix: ".detections.png", explicit: self.output, folder: outDir)
-                try ImageCodec.writePNG(annotated, to: target)
-                if !output.toStandardOutput { print("\(path): \(detections.count) detections → \(target)") }
-            } else if !output.toStandardOutput {
-                print("\(path): \(detections.count) detections")
+                let path = try run.outputPath(picture, suffix: ".detections.png", explicit: explicitOutput)
+                try ImageCodec.writePNG(annotated, to: path)
+                target = path
             }
-        }
+            try output.add([
+                "image": picture.path, "width": image.width, "height": image.height, "model": detectionConfig.name,
+                "detections": detections.map {
+                    ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
+                     "label": detector.label($0.classIndex)] as [String: Any]
+                },
+            ])
+            if !output.toStandardOutput {
+                print("\(picture.path): \(detections.count) detections" + (target.map { " → \($0)" } ?? ""))
+            }
+        })
     }
 
     private func classFilter(_ names: [String]) throws -> Set<Int>? {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EffBatch
 import EffCore
 import EffDense
 import EffImage
@@ -10,8 +11,7 @@ struct SegmentCommand: ParsableCommand {
         commandName: "segment",
         abstract: "Semantic segmentation with DeepLabV3+ (segmentation_models_pytorch checkpoints); writes palette PNG masks.")
 
-    @Argument(help: "PNG or JPEG pictures (any size).")
-    var images: [String]
+    @OptionGroup var inputs: BatchOptions
 
     @Option(help: "Model (only deeplabv3plus; its defaults are configs/deeplabv3plus.yaml).")
     var model = "deeplabv3plus"
@@ -31,7 +31,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Mask PNG to write (one input only).")
     var output: String?
 
-    @Option(help: "Folder for masks (IMG.mask.png each).")
+    @Option(help: "Folder for masks (IMG.mask.png each, mirroring the input folders).")
     var outDir: String?
 
     @Option(help: "Also write the picture blended with the class colours and a legend (one input only).")
@@ -55,10 +55,10 @@ struct SegmentCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        if images.isEmpty { throw ValidationError("give at least one picture") }
         if model != "deeplabv3plus" { throw ValidationError("--model: only deeplabv3plus is available, found '\(model)'") }
-        if output != nil && images.count > 1 { throw ValidationError("-o takes one input; use --out-dir for \(images.count)") }
-        if overlay != nil && images.count > 1 { throw ValidationError("--overlay takes one input") }
+        let manyInputs = inputs.images.count + (inputs.inputList == nil ? 0 : 1) > 1
+        if output != nil && manyInputs { throw ValidationError("-o takes one input; use --out-dir") }
+        if overlay != nil && manyInputs { throw ValidationError("--overlay takes one input") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
         if let outputStride, ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
         if let size, size < 16 { throw ValidationError("--size must be at least 16, found \(size)") }
@@ -77,6 +77,9 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [".mask.png"], ownSuffixes: ownOutputSuffixes)
+        if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
+        if overlay != nil && run.pictures.count > 1 { throw ValidationError("--overlay takes one picture, found \(run.pictures.count)") }
         guard let weights else {
             throw ValidationError("pass --weights FILE: a DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (smp publishes encoder weights only)")
         }
@@ -95,14 +98,12 @@ struct SegmentCommand: ParsableCommand {
         segmenter.std = settings.std
         segmenter.longerSide = size
         let text = overlay == nil ? nil : try TextRenderer()
-        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
-        var output = JSONLines(json)
-        try forEachPicture(images, json: &output) { path, output in
-            let image = try ImageCodec.decode(contentsOf: path)
-            let mask = try segmenter.segment(image)
-            let target = try OutputFile.path(for: path, suffix: ".mask.png", explicit: self.output, folder: outDir)
-            if let overlay, [target, path].contains(where: { URL(fileURLWithPath: $0).standardizedFileURL == URL(fileURLWithPath: overlay).standardizedFileURL }) {
-                throw ValidationError("\(overlay): refusing to overwrite \(overlay == target ? "the mask" : "the input")")
+        let output = run.json, explicitOutput = self.output, overlay = self.overlay
+        try run.run(compute: { _, image in (image, try segmenter.segment(image)) }, finish: { picture, computed in
+            let (image, mask) = computed
+            let target = try run.outputPath(picture, suffix: ".mask.png", explicit: explicitOutput)
+            if let overlay, [target, picture.path].contains(where: { URL(fileURLWithPath: $0).standardizedFileURL == URL(fileURLWithPath: overlay).standardizedFileURL }) {
+                throw ImageError(.unwritable, overlay, "refusing to overwrite \(overlay == target ? "the mask" : "the input")")
             }
             try ImageCodec.writePNG(pixels: mask.classes, width: mask.width, height: mask.height,
                                     format: .palette(Segmenter.vocPalette), to: target)
@@ -112,7 +113,7 @@ struct SegmentCommand: ParsableCommand {
                 try ImageCodec.writePNG(Self.overlay(image, mask: mask, present: present, segmenter: segmenter, text: text), to: overlay)
             }
             try output.add([
-                "image": path, "width": image.width, "height": image.height, "mask": target,
+                "image": picture.path, "width": image.width, "height": image.height, "mask": target,
                 "classes": present.map {
                     ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
                      "fraction": Double($0.pixels) / total] as [String: Any]
@@ -120,9 +121,9 @@ struct SegmentCommand: ParsableCommand {
             ])
             if !output.toStandardOutput {
                 let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
-                print("\(path): \(summary.joined(separator: ", ")) → \(target)")
+                print("\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
             }
-        }
+        })
     }
 
     /// The class count of a checkpoint's segmentation head.

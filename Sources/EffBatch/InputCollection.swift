@@ -1,0 +1,236 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One picture of a batch run: where it is, and where it sits in the tree that `--out-dir`
+/// mirrors (relative to the folder or glob it was found through; a file named on its own sits
+/// at the top).
+public struct InputPicture: Sendable, Hashable {
+    /// The path as the user gave it (or as found under a folder they gave).
+    public let path: String
+    /// Its place in the mirrored output tree, e.g. `holiday/beach.jpg`.
+    public let relativePath: String
+
+    public init(path: String, relativePath: String) {
+        self.path = path
+        self.relativePath = relativePath
+    }
+}
+
+/// A problem with the list of inputs itself (not with one picture): it stops the run before the
+/// model is loaded.
+public struct InputError: Error, CustomStringConvertible, Equatable {
+    public let source: String
+    public let problem: String
+    public init(_ source: String, _ problem: String) {
+        self.source = source
+        self.problem = problem
+    }
+    public var description: String { "\(source): \(problem)" }
+}
+
+/// Turns command-line arguments — files, folders, glob patterns — and `--input-list` files into
+/// the ordered list of pictures to process. Pictures are recognised by content when read, so a
+/// folder's every regular file is an input (a file that is not a PNG or JPEG is reported then, like
+/// any broken picture), except hidden files and effdense's own outputs.
+public struct InputCollector: Sendable {
+    /// Descend into sub-folders of folders given.
+    public var recursive: Bool
+    /// File name endings never taken from a folder: effdense's own outputs (`.detections.png`, ...).
+    public var excludedSuffixes: [String]
+    /// Paths never taken from a folder: the output folder, the JSON file.
+    public var excludedPaths: [String]
+
+    public init(recursive: Bool = false, excludedSuffixes: [String] = [], excludedPaths: [String] = []) {
+        self.recursive = recursive
+        self.excludedSuffixes = excludedSuffixes
+        self.excludedPaths = excludedPaths
+    }
+
+    /// The pictures named by `arguments` then by the lines of `inputList` (a file, `-` for
+    /// standard input; blank lines and `#` comments skipped; each line is treated like an
+    /// argument). Folder contents come sorted by path; a picture reached twice is kept once.
+    /// A path that does not exist is kept: it fails later as that picture's own error.
+    public func collect(arguments: [String], inputList: String? = nil) throws -> [InputPicture] {
+        var entries = arguments
+        if let inputList { entries += try Self.readList(inputList) }
+        var seen = Set<String>(), pictures: [InputPicture] = []
+        let excluded = Set(excludedPaths.map(Self.canonical))
+        for entry in entries {
+            for picture in try expand(entry, excluded: excluded) where seen.insert(Self.canonical(picture.path)).inserted {
+                pictures.append(picture)
+            }
+        }
+        return pictures
+    }
+
+    static func readList(_ list: String) throws -> [String] {
+        let data: Data
+        if list == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: list))
+            } catch {
+                throw InputError(list, "cannot read the input list (\(FileManager.default.fileExists(atPath: list) ? "unreadable" : "no such file"))")
+            }
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw InputError(list == "-" ? "standard input" : list, "the input list is not UTF-8 text")
+        }
+        return text.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    }
+
+    private func expand(_ entry: String, excluded: Set<String>) throws -> [InputPicture] {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: entry, isDirectory: &isDirectory) {
+            return isDirectory.boolValue ? try walk(entry, excluded: excluded) : [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
+        }
+        guard entry.contains(where: { "*?[".contains($0) }) else {
+            return [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
+        }
+        // A pattern the shell did not expand (quoted, or from a list): expand it here.
+        let base = Self.fixedPrefix(of: entry)
+        return try Self.glob(entry).flatMap { match -> [InputPicture] in
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: match, isDirectory: &isFolder) else { return [] }
+            if isFolder.boolValue { return try walk(match, excluded: excluded).map { InputPicture(path: $0.path, relativePath: Self.relative(match, to: base) + "/" + $0.relativePath) } }
+            return [InputPicture(path: match, relativePath: Self.relative(match, to: base))]
+        }
+    }
+
+    /// The regular files of `folder` (and its sub-folders when recursive), sorted by path.
+    private func walk(_ folder: String, excluded: Set<String>) throws -> [InputPicture] {
+        let root = URL(fileURLWithPath: folder)
+        var found: [InputPicture] = []
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let directory = relative.isEmpty ? root : root.appendingPathComponent(relative)
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            } catch {
+                throw InputError(directory.path, "cannot list the folder")
+            }
+            for name in names where !name.hasPrefix(".") {
+                let child = relative.isEmpty ? name : relative + "/" + name
+                let path = (folder as NSString).appendingPathComponent(child)
+                if excluded.contains(Self.canonical(path)) { continue }
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+                if isDirectory.boolValue {
+                    if recursive, !Self.isSymbolicLink(path) { pending.append(child) }
+                } else if !excludedSuffixes.contains(where: { name.hasSuffix($0) }) {
+                    found.append(InputPicture(path: path, relativePath: child))
+                }
+            }
+        }
+        return found.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+    }
+
+    private static func glob(_ pattern: String) throws -> [String] {
+        var result = glob_t()
+        defer { globfree(&result) }
+        let status = Glibc.glob(pattern, 0, nil, &result)
+        if status == GLOB_NOMATCH { return [] }
+        guard status == 0 else { throw InputError(pattern, "cannot expand the pattern") }
+        return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }
+    }
+
+    /// The folders of `pattern` before its first wildcard component ("" when it starts with one).
+    static func fixedPrefix(of pattern: String) -> String {
+        let components = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let fixed = components.prefix { !$0.contains(where: { "*?[".contains($0) }) }
+        return fixed.joined(separator: "/")
+    }
+
+    static func relative(_ path: String, to base: String) -> String {
+        guard !base.isEmpty, path.hasPrefix(base + "/") else { return path }
+        return String(path.dropFirst(base.count + 1))
+    }
+
+    static func lastComponent(_ path: String) -> String { (path as NSString).lastPathComponent }
+
+    static func canonical(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    private static func isSymbolicLink(_ path: String) -> Bool {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeSymbolicLink
+    }
+}
+
+/// `--shard I/N`: a deterministic share of the inputs, chosen by a hash of each picture's
+/// relative path — independent of the other inputs, the machine and the order — so N processes
+/// given the same inputs cover them with no overlap and no coordinator.
+public struct Shard: Sendable, Equatable, CustomStringConvertible {
+    /// 0-based, below `count` (as Kubernetes' JOB_COMPLETION_INDEX or a 0-based Slurm array).
+    public let index: Int
+    public let count: Int
+
+    /// Parses `I/N`.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (0..<count).contains(index) else {
+            throw InputError("--shard", "expected I/N with 0 <= I < N (e.g. 0/4), found '\(text)'")
+        }
+        self.index = index
+        self.count = count
+    }
+
+    public var description: String { "\(index)/\(count)" }
+
+    /// Whether `picture` belongs to this shard.
+    public func contains(_ picture: InputPicture) -> Bool {
+        // FNV-1a, 64 bit: stable across runs and machines (Swift's Hasher is seeded per process).
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in picture.relativePath.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return Int(hash % UInt64(count)) == index
+    }
+}
+
+/// Where each picture's files go: `folder/<relative path without extension><suffix>` with
+/// `--out-dir`, else beside the input. Two pictures that would share a name (`a.jpg`, `a.png`)
+/// keep their extension in it (`a.jpg.mask.png`). Decided over all inputs, before sharding, so
+/// every shard names files the same way.
+public struct OutputNaming: Sendable {
+    private let bases: [InputPicture: String]
+
+    public init(_ pictures: [InputPicture], folder: String?) {
+        func base(_ picture: InputPicture, keepExtension: Bool) -> String {
+            let relative = folder == nil ? InputCollector.lastComponent(picture.path) : picture.relativePath
+            let stem = keepExtension ? relative : (relative as NSString).deletingPathExtension
+            let directory = folder ?? (picture.path as NSString).deletingLastPathComponent
+            return (directory as NSString).appendingPathComponent(Self.safe(stem))
+        }
+        var counts: [String: Int] = [:]
+        for picture in pictures { counts[base(picture, keepExtension: false), default: 0] += 1 }
+        var bases: [InputPicture: String] = [:], taken = Set<String>()
+        for picture in pictures {
+            var name = base(picture, keepExtension: counts[base(picture, keepExtension: false), default: 0] > 1)
+            if taken.contains(name) {
+                var n = 2
+                while taken.contains("\(name)-\(n)") { n += 1 }
+                name = "\(name)-\(n)"
+            }
+            taken.insert(name)
+            bases[picture] = name
+        }
+        self.bases = bases
+    }
+
+    /// The output path of `picture` ending in `suffix` (e.g. `.detections.png`).
+    public func path(for picture: InputPicture, suffix: String) -> String {
+        (bases[picture] ?? (picture.path as NSString).deletingPathExtension) + suffix
+    }
+
+    /// A relative path with `..` and empty components made harmless, so it stays inside the folder.
+    static func safe(_ relative: String) -> String {
+        relative.split(separator: "/").map { $0 == ".." ? "__" : String($0) }.filter { $0 != "." }.joined(separator: "/")
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import EffBatch
+import EffImage
+import Foundation
+
+/// Input and batch options shared by detect, segment and classify.
+struct BatchOptions: ParsableArguments {
+    @Argument(help: "PNG or JPEG pictures, folders of them, or glob patterns (recognised by content, not by extension).")
+    var images: [String] = []
+
+    @Flag(help: "Also take pictures from the sub-folders of folders given.")
+    var recursive = false
+
+    @Option(help: "Also take inputs from FILE, one path (or folder, or pattern) per line; '-' reads standard input.")
+    var inputList: String?
+
+    @Option(help: "Process only shard I of N (0-based, e.g. 0/4): a stable share of the inputs chosen by path, so N processes cover them once.")
+    var shard: String?
+
+    @Flag(help: "Skip pictures whose outputs already exist (and whose line is in --json FILE); keep the finished lines.")
+    var resume = false
+
+    func validate() throws {
+        if images.isEmpty && inputList == nil { throw ValidationError("give at least one picture, folder or --input-list FILE") }
+        if let shard { _ = try Shard(parsing: shard) }
+    }
+}
+
+/// One run of a command over its pictures: collects the inputs, names the outputs, skips what
+/// `--resume` finds done, overlaps decoding and writing with the network (BatchRunner), writes a
+/// JSON line per picture as it finishes, reports broken pictures and ends with a summary line.
+struct PictureRun {
+    let options: BatchOptions
+    let pictures: [InputPicture]
+    let naming: OutputNaming
+    let json: JSONLinesOutput
+    /// Suffixes of the files written per picture (beside it or under --out-dir), e.g. `.mask.png`.
+    let outputSuffixes: [String]
+    private let inputPaths: Set<String>
+
+    /// `ownSuffixes`: every suffix the command can write, kept out of folder walks.
+    init(_ options: BatchOptions, json jsonPath: String?, outDir: String?, outputSuffixes: [String], ownSuffixes: [String]) throws {
+        self.options = options
+        let excluded = [outDir, jsonPath].compactMap { $0 }.filter { $0 != "-" }
+        let collector = InputCollector(recursive: options.recursive, excludedSuffixes: ownSuffixes, excludedPaths: excluded)
+        let all = try collector.collect(arguments: options.images, inputList: options.inputList)
+        guard !all.isEmpty else {
+            throw ValidationError("no pictures found in \(options.images.joined(separator: " "))\(options.inputList.map { " or \($0)" } ?? "")")
+        }
+        inputPaths = Set(all.map { Self.canonical($0.path) })
+        if let jsonPath, jsonPath != "-", inputPaths.contains(Self.canonical(jsonPath)) {
+            throw ValidationError("\(jsonPath): refusing to overwrite an input with the JSON output")
+        }
+        naming = OutputNaming(all, folder: outDir)
+        let shard = try options.shard.map(Shard.init(parsing:))
+        pictures = shard.map { shard in all.filter(shard.contains) } ?? all
+        if options.resume && (jsonPath == nil || jsonPath == "-") && outputSuffixes.isEmpty {
+            throw ValidationError("--resume needs outputs to look for: --json FILE or written pictures")
+        }
+        if let outDir {
+            do {
+                try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            } catch {
+                throw ValidationError("\(outDir): cannot create the output folder")
+            }
+        }
+        json = try JSONLinesOutput(jsonPath, resume: options.resume)
+        self.outputSuffixes = outputSuffixes
+    }
+
+    /// Whether the run is about one picture named on its own (its failure is then just its own
+    /// one-line error, with no summary).
+    var isSinglePicture: Bool { pictures.count == 1 && options.images.count == 1 && options.inputList == nil && options.shard == nil }
+
+    /// The path of `picture`'s output ending in `suffix`, or `explicit` (-o); never an input.
+    func outputPath(_ picture: InputPicture, suffix: String, explicit: String? = nil) throws -> String {
+        let target = explicit ?? naming.path(for: picture, suffix: suffix)
+        if inputPaths.contains(Self.canonical(target)) {
+            throw ImageError(.unwritable, target, "refusing to overwrite an input picture")
+        }
+        let folder = (target as NSString).deletingLastPathComponent
+        if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw ImageError(.unwritable, target, "cannot create the folder \(folder)")
+            }
+        }
+        return target
+    }
+
+    func run<Computed>(compute: (InputPicture, RGBImage) throws -> Computed,
+                       finish: @escaping (InputPicture, Computed) throws -> Void) throws {
+        let single = isSinglePicture
+        let json = self.json
+        let finished = json.finishedImages
+        let summary = try BatchRunner().run(
+            pictures,
+            skip: { picture in
+                options.resume
+                    && (json.destination == nil || json.toStandardOutput || finished.contains(picture.path))
+                    && outputSuffixes.allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) }
+            },
+            prepare: { try ImageCodec.decode(contentsOf: $0.path) },
+            compute: compute,
+            finish: finish,
+            report: { picture, error in
+                if single { throw error }
+                FileHandle.standardError.write(Data("effdense: \(error)\n".utf8))
+                try json.add(["image": picture.path, "error": "\(error)"])
+            })
+        if single { return }
+        if summary.failed > 0 { throw PicturesFailed(summary: summary) }
+        FileHandle.standardError.write(Data("effdense: \(summary)\n".utf8))
+    }
+
+    private static func canonical(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+}
