@@ -1,1 +1,145 @@
+import EffBatch
+import EffImage
+import Foundation
 import Testing
+
+/// A temporary folder tree: `files` are relative paths (sub-folders made as needed).
+func makeTree(_ files: [String], contents: Data = Data([1, 2, 3])) throws -> URL {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("effdense-batch-\(UUID().uuidString)")
+    for file in files {
+        let url = root.appendingPathComponent(file)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try contents.write(to: url)
+    }
+    return root
+}
+
+@Suite struct InputCollectionTests {
+    @Test func folderIsSortedAndSkipsHiddenFilesAndOwnOutputs() throws {
+        let root = try makeTree(["b.jpg", "a.png", "notes.txt", ".hidden.jpg", "a.mask.png", "sub/c.jpg", "sub/deeper/d.png"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let collector = InputCollector(excludedSuffixes: [".mask.png"])
+        let flat = try collector.collect(arguments: [root.path])
+        #expect(flat.map(\.relativePath) == ["a.png", "b.jpg", "notes.txt"])
+        #expect(flat.first?.path == root.path + "/a.png")
+        let deep = try InputCollector(recursive: true, excludedSuffixes: [".mask.png"]).collect(arguments: [root.path])
+        #expect(deep.map(\.relativePath) == ["a.png", "b.jpg", "notes.txt", "sub/c.jpg", "sub/deeper/d.png"])
+    }
+
+    @Test func excludedFolderAndDuplicatesAreLeftOut() throws {
+        let root = try makeTree(["a.png", "out/a.png", "b.png"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let collector = InputCollector(recursive: true, excludedPaths: [root.appendingPathComponent("out").path])
+        let pictures = try collector.collect(arguments: [root.path, root.path + "/b.png", root.path + "/./a.png"])
+        #expect(pictures.map(\.relativePath) == ["a.png", "b.png"])
+    }
+
+    @Test func globsAndListsExpandLikeArguments() throws {
+        let root = try makeTree(["x/1.jpg", "x/2.png", "y/3.jpg"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let globbed = try InputCollector().collect(arguments: [root.path + "/*/*.jpg"])
+        #expect(globbed.map(\.relativePath) == ["x/1.jpg", "y/3.jpg"])
+        let list = root.appendingPathComponent("list.txt")
+        try "# pictures\n\n\(root.path)/x/2.png\n  \(root.path)/y  \n\(root.path)/missing.jpg\n".write(to: list, atomically: true, encoding: .utf8)
+        let listed = try InputCollector().collect(arguments: [], inputList: list.path)
+        #expect(listed.map(\.relativePath) == ["2.png", "3.jpg", "missing.jpg"])
+        #expect(throws: InputError.self) { try InputCollector().collect(arguments: [], inputList: root.path + "/no-list.txt") }
+    }
+
+    @Test func shardsPartitionTheInputsStably() throws {
+        let pictures = (0..<1000).map { InputPicture(path: "/data/\($0).jpg", relativePath: "\($0 % 7)/\($0).jpg") }
+        let shards = try (0..<4).map { try Shard(parsing: "\($0)/4") }
+        var owners = [Int](repeating: 0, count: pictures.count)
+        for shard in shards {
+            let mine = pictures.indices.filter { shard.contains(pictures[$0]) }
+            for i in mine { owners[i] += 1 }
+            #expect(mine.count > 200 && mine.count < 300, "shard \(shard) holds \(mine.count) of 1000")
+        }
+        #expect(owners.allSatisfy { $0 == 1 })
+        // Membership depends on the picture alone, not on the others or their order.
+        let alone = pictures[123]
+        #expect(shards.filter { $0.contains(alone) }.count == 1)
+        for bad in ["4/4", "-1/4", "1", "a/b", "0/0", "1/2/3"] {
+            #expect(throws: InputError.self, "\(bad)") { try Shard(parsing: bad) }
+        }
+    }
+
+    @Test func outputNamesMirrorTheTreeAndNeverCollide() {
+        let pictures = [
+            InputPicture(path: "in/a.jpg", relativePath: "a.jpg"),
+            InputPicture(path: "in/a.png", relativePath: "a.png"),
+            InputPicture(path: "in/sub/b.jpg", relativePath: "sub/b.jpg"),
+            InputPicture(path: "../up.jpg", relativePath: "../up.jpg"),
+        ]
+        let mirrored = OutputNaming(pictures, folder: "out")
+        #expect(pictures.map { mirrored.path(for: $0, suffix: ".mask.png") }
+                == ["out/a.jpg.mask.png", "out/a.png.mask.png", "out/sub/b.mask.png", "out/__/up.mask.png"])
+        let beside = OutputNaming(pictures, folder: nil)
+        #expect(beside.path(for: pictures[2], suffix: ".mask.png") == "in/sub/b.mask.png")
+        #expect(beside.path(for: pictures[0], suffix: ".mask.png") == "in/a.jpg.mask.png")
+    }
+}
+
+@Suite struct JSONLinesOutputTests {
+    @Test func resumeKeepsFinishedLinesOnly() throws {
+        let root = try makeTree([])
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let file = root.appendingPathComponent("out.jsonl").path
+        let previous = #"{"image":"a.png","score":1}"# + "\n" + #"{"error":"broken","image":"b.png"}"# + "\n"
+            + #"{"image":"a.png","score":1}"# + "\n" + #"{"image":"c.png","sco"#
+        try previous.write(toFile: file, atomically: true, encoding: .utf8)
+        let resumed = try JSONLinesOutput(file, resume: true)
+        #expect(resumed.finishedImages == ["a.png"])
+        try resumed.add(["image": "b.png", "score": 2])
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == #"{"image":"a.png","score":1}"# + "\n" + #"{"image":"b.png","score":2}"# + "\n")
+        // Without --resume the file starts empty.
+        let fresh = try JSONLinesOutput(file)
+        #expect(fresh.finishedImages.isEmpty)
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "")
+    }
+}
+
+@Suite struct BatchRunnerTests {
+    struct Boom: Error {}
+
+    @Test func picturesFinishInOrderAndFailuresAreReported() throws {
+        let pictures = (0..<40).map { InputPicture(path: "\($0)", relativePath: "\($0)") }
+        let log = LockedLog()
+        let summary = try BatchRunner(showProgress: false).run(
+            pictures,
+            skip: { $0.path == "5" },
+            prepare: { picture -> Int in
+                guard let n = Int(picture.path), n % 10 != 3 else { throw ImageError(.corrupt, picture.path, "bad") }
+                return n
+            },
+            compute: { picture, n -> Int in
+                if n == 17 { throw ImageError(.tooLarge, picture.path, "too big") }
+                return n * 2
+            },
+            finish: { picture, doubled in log.append("\(picture.path)=\(doubled)") },
+            report: { picture, error in log.append("\(picture.path)!") })
+        #expect(summary.total == 40 && summary.skipped == 1 && summary.failed == 5 && summary.succeeded == 34)
+        let expected = (0..<40).filter { $0 != 5 }.map { $0 % 10 == 3 || $0 == 17 ? "\($0)!" : "\($0)=\($0 * 2)" }
+        #expect(log.entries == expected)
+    }
+
+    @Test func anOtherErrorStopsTheRun() throws {
+        let pictures = (0..<100).map { InputPicture(path: "\($0)", relativePath: "\($0)") }
+        let log = LockedLog()
+        #expect(throws: Boom.self) {
+            _ = try BatchRunner(showProgress: false).run(
+                pictures, prepare: { Int($0.path) ?? 0 },
+                compute: { _, n -> Int in if n == 10 { throw Boom() }; return n },
+                finish: { picture, _ in log.append(picture.path) }, report: { _, _ in })
+        }
+        #expect(log.entries == (0..<10).map(String.init))
+    }
+}
+
+final class LockedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    var entries: [String] { lock.withLock { items } }
+    func append(_ entry: String) { lock.withLock { items.append(entry) } }
+}
