@@ -25,3 +25,28 @@ for f in (root / "Tests/EffWeightsTests/Fixtures").iterdir():
 pixels = (np.random.default_rng(0).random((24, 32, 3)) * 255).astype("uint8")
 Image.fromarray(pixels).save(images / "progressive.jpg", progressive=True, quality=80)
 Image.fromarray(pixels).convert("L").save(images / "gray_progressive.jpg", progressive=True)
+
+# Hostile legacy checkpoints that crashed (or could crash) the pickle reader, kept as regression
+# inputs next to the fuzzer's findings in Tests/EffWeightsTests/Fixtures/fuzz/.
+import pickle
+import struct
+
+regressions = root / "Tests/EffWeightsTests/Fixtures/fuzz"
+regressions.mkdir(parents=True, exist_ok=True)
+legacy_header = (pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2)
+                 + pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                                 "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2))
+# 300000 nested tuples: freeing them recursed 300000 deep and overflowed the stack.
+depth = 300000
+(regressions / "nested_300000_tuples_legacy.pth").write_bytes(
+    legacy_header + b"\x80\x02" + b"(" * depth + b")" + b"t" * depth + b".")
+# Lists chained through the memo after being nested (L0.append(L1), then L1.append(L2), ...): a
+# depth check that trusted depths recorded at nesting time would miss this chain.
+count = 5000
+body = b"\x80\x02"
+for i in range(count):
+    body += b"]r" + struct.pack("<I", i) + b"0"
+for i in range(count - 1):
+    body += b"j" + struct.pack("<I", i) + b"j" + struct.pack("<I", i + 1) + b"a0"
+body += b"j" + struct.pack("<I", 0) + b"."
+(regressions / "list_chain_through_memo_legacy.pth").write_bytes(legacy_header + body)

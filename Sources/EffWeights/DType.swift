@@ -61,7 +61,13 @@ public enum DType: String, Sendable, CaseIterable {
         case .int16: return Int64(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
         case .int8: return Int64(p.load(as: Int8.self))
         case .uint8, .bool: return Int64(p.load(as: UInt8.self))
-        case .float32, .float16, .bfloat16, .float64: return Int64(load(raw, index))
+        case .float32, .float16, .bfloat16, .float64:
+            // Truncated toward zero, saturated at Int64's range; NaN reads as 0 (never a trap).
+            let value = load(raw, index)
+            if value.isNaN { return 0 }
+            if value >= 9.2e18 { return .max }
+            if value <= -9.2e18 { return .min }
+            return Int64(value)
         }
     }
 }

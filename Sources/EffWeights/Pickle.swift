@@ -37,11 +37,19 @@ indirect enum PickleValue {
 }
 
 /// A mutable list (pickle's APPEND ops mutate the object the memo shares).
-final class PickleList { var items: [PickleValue] = [] }
+final class PickleList {
+    var items: [PickleValue] = []
+    /// Nesting depth of the list and what it holds (see `PickleMachine.maxDepth`).
+    var depth = 1
+    /// Whether the list was put inside another container (it may not change after that).
+    var isNested = false
+}
 
 /// A mutable, ordered dictionary with string or other keys.
 final class PickleDict {
     var entries: [(key: PickleValue, value: PickleValue)] = []
+    var depth = 1
+    var isNested = false
 }
 
 struct StorageReference {
@@ -77,12 +85,16 @@ struct PickleMachine {
     /// Caps on what a hostile file can make us allocate.
     static let maxMemo = 10_000_000
     static let maxStack = 10_000_000
+    /// Containers nested deeper than this are refused: freeing a value nests as deep as the value,
+    /// so a pickle of a million nested tuples would overflow the stack.
     static let maxDepth = 1000
 
     private var position: Int
     private var stack: [PickleValue] = []
+    /// Nesting depth of each stack entry (0 for scalars); lists and dicts keep theirs themselves.
+    private var depths: [Int] = []
     private var marks: [Int] = []
-    private var memo: [Int: PickleValue] = [:]
+    private var memo: [Int: (value: PickleValue, depth: Int)] = [:]
     /// Resolves a persistent id (torch's storage tuple) to a storage reference.
     private let resolvePersistentID: (PickleValue) throws -> PickleValue
 
@@ -130,32 +142,86 @@ struct PickleMachine {
     }
 
     private mutating func pop() throws -> PickleValue {
-        guard let top = stack.popLast() else { throw corrupt("stack underflow") }
-        if case .mark = top { throw corrupt("unexpected mark") }
-        return top
+        try popWithDepth().value
     }
 
-    private mutating func popToMark() throws -> [PickleValue] {
+    private mutating func popWithDepth() throws -> (value: PickleValue, depth: Int) {
+        guard let top = stack.popLast(), let depth = depths.popLast() else { throw corrupt("stack underflow") }
+        if case .mark = top { throw corrupt("unexpected mark") }
+        return (top, Self.depth(of: top, recorded: depth))
+    }
+
+    /// The entries above the last mark, and the deepest of their depths.
+    private mutating func popToMark() throws -> (items: [PickleValue], depth: Int) {
         guard let mark = marks.popLast(), mark <= stack.count else { throw corrupt("no mark to pop to") }
         let items = Array(stack[mark...])
+        let depth = zip(items, depths[mark...]).map { Self.depth(of: $0, recorded: $1) }.max() ?? 0
         stack.removeSubrange(mark...)
-        return items
+        depths.removeSubrange(mark...)
+        return (items, depth)
     }
 
-    private mutating func push(_ value: PickleValue) throws {
+    private static func depth(of value: PickleValue, recorded: Int) -> Int {
+        switch value {
+        case .list(let list): return list.depth
+        case .dict(let dict): return dict.depth
+        default: return recorded
+        }
+    }
+
+    private mutating func push(_ value: PickleValue, depth: Int = 0) throws {
         guard stack.count < Self.maxStack else { throw corrupt("stack too deep") }
         stack.append(value)
+        depths.append(depth)
+    }
+
+    /// Pushes a container holding `items` whose deepest is `itemDepth` deep; the lists and dicts
+    /// among them become nested (unchangeable).
+    private mutating func pushContainer(_ value: PickleValue, holding items: [PickleValue], itemDepth: Int) throws {
+        let depth = try checkedDepth(itemDepth + 1)
+        Self.markNested(items)
+        switch value {
+        case .list(let list): list.depth = depth
+        case .dict(let dict): dict.depth = depth
+        default: break
+        }
+        try push(value, depth: depth)
+    }
+
+    private func checkedDepth(_ depth: Int) throws -> Int {
+        guard depth <= Self.maxDepth else { throw corrupt("containers nested more than \(Self.maxDepth) deep") }
+        return depth
+    }
+
+    private static func markNested(_ items: [PickleValue]) {
+        for item in items {
+            switch item {
+            case .list(let list): list.isNested = true
+            case .dict(let dict): dict.isNested = true
+            default: break
+            }
+        }
     }
 
     private mutating func memoize(_ index: Int) throws {
-        guard let top = stack.last else { throw corrupt("nothing to memoize") }
+        guard let top = stack.last, let depth = depths.last else { throw corrupt("nothing to memoize") }
         guard memo.count < Self.maxMemo else { throw corrupt("memo too large") }
-        memo[index] = top
+        memo[index] = (top, depth)
     }
 
-    private func fetch(_ index: Int) throws -> PickleValue {
-        guard let value = memo[index] else { throw corrupt("memo key \(index) was never stored") }
-        return value
+    private mutating func pushMemo(_ index: Int) throws {
+        guard let entry = memo[index] else { throw corrupt("memo key \(index) was never stored") }
+        try push(entry.value, depth: entry.depth)
+    }
+
+    /// Adds `items` (deepest `itemDepth`) to a list or dict that is not inside another container.
+    private func grow(_ list: PickleList?, _ dict: PickleDict?, itemDepth: Int) throws {
+        guard !(list?.isNested ?? false), !(dict?.isNested ?? false) else {
+            throw corrupt("changes a container that is already inside another one")
+        }
+        let depth = try checkedDepth(itemDepth + 1)
+        if let list { list.depth = max(list.depth, depth) }
+        if let dict { dict.depth = max(dict.depth, depth) }
     }
 
     private func checkedGlobal(_ module: String, _ name: String) throws -> PickleValue {
@@ -179,8 +245,8 @@ struct PickleMachine {
             case 0x30: _ = try pop()                                      // POP
             case 0x31: _ = try popToMark()                                // POP_MARK
             case 0x32:                                                    // DUP
-                guard let top = stack.last else { throw corrupt("DUP on an empty stack") }
-                try push(top)
+                guard let top = stack.last, let depth = depths.last else { throw corrupt("DUP on an empty stack") }
+                try push(top, depth: depth)
             case 0x4E: try push(.none)                                    // NONE
             case 0x88: try push(.bool(true))                              // NEWTRUE
             case 0x89: try push(.bool(false))                             // NEWFALSE
@@ -218,55 +284,68 @@ struct PickleMachine {
             case 0x42: try push(.bytes(Array(try bytes(Int(try littleEndian(4))))))  // BINBYTES
             case 0x43: try push(.bytes(Array(try bytes(Int(try byte())))))          // SHORT_BINBYTES
             case 0x8E: try push(.bytes(Array(try bytes(Int(try littleEndian(8))))))  // BINBYTES8
-            case 0x29: try push(.tuple([]))                               // EMPTY_TUPLE
-            case 0x74: try push(.tuple(try popToMark()))                  // TUPLE
-            case 0x85: try push(.tuple([try pop()]))                      // TUPLE1
-            case 0x86:                                                    // TUPLE2
-                let b = try pop(), a = try pop()
-                try push(.tuple([a, b]))
-            case 0x87:                                                    // TUPLE3
-                let c = try pop(), b = try pop(), a = try pop()
-                try push(.tuple([a, b, c]))
+            case 0x29: try push(.tuple([]), depth: 1)                     // EMPTY_TUPLE
+            case 0x74:                                                    // TUPLE
+                let (items, depth) = try popToMark()
+                try pushContainer(.tuple(items), holding: items, itemDepth: depth)
+            case 0x85, 0x86, 0x87:                                        // TUPLE1, TUPLE2, TUPLE3
+                var items: [PickleValue] = [], depth = 0
+                for _ in 0..<Int(opcode - 0x84) {
+                    let (item, itemDepth) = try popWithDepth()
+                    items.insert(item, at: 0)
+                    depth = max(depth, itemDepth)
+                }
+                try pushContainer(.tuple(items), holding: items, itemDepth: depth)
             case 0x5D: try push(.list(PickleList()))                      // EMPTY_LIST
             case 0x6C:                                                    // LIST
+                let (items, depth) = try popToMark()
                 let list = PickleList()
-                list.items = try popToMark()
-                try push(.list(list))
+                list.items = items
+                try pushContainer(.list(list), holding: items, itemDepth: depth)
             case 0x61:                                                    // APPEND
-                let item = try pop()
+                let (item, depth) = try popWithDepth()
                 guard case .list(let list) = stack.last else { throw corrupt("APPEND to a non-list") }
+                try grow(list, nil, itemDepth: depth)
+                Self.markNested([item])
                 list.items.append(item)
             case 0x65:                                                    // APPENDS
-                let items = try popToMark()
+                let (items, depth) = try popToMark()
                 guard case .list(let list) = stack.last else { throw corrupt("APPENDS to a non-list") }
+                try grow(list, nil, itemDepth: depth)
+                Self.markNested(items)
                 list.items += items
             case 0x7D: try push(.dict(PickleDict()))                      // EMPTY_DICT
             case 0x64:                                                    // DICT
-                let items = try popToMark()
+                let (items, depth) = try popToMark()
                 let dict = PickleDict()
                 try Self.addPairs(items, to: dict, corrupt: corrupt)
-                try push(.dict(dict))
+                try pushContainer(.dict(dict), holding: items, itemDepth: depth)
             case 0x73:                                                    // SETITEM
-                let value = try pop(), key = try pop()
-                try setItems([key, value])
-            case 0x75: try setItems(try popToMark())                      // SETITEMS
-            case 0x8F: try push(.set([]))                                 // EMPTY_SET
+                let (value, valueDepth) = try popWithDepth(), (key, keyDepth) = try popWithDepth()
+                try setItems([key, value], depth: max(keyDepth, valueDepth))
+            case 0x75:                                                    // SETITEMS
+                let (items, depth) = try popToMark()
+                try setItems(items, depth: depth)
+            case 0x8F: try push(.set([]), depth: 1)                       // EMPTY_SET
             case 0x90:                                                    // ADDITEMS
-                let items = try popToMark()
-                guard case .set(let existing) = try pop() else { throw corrupt("ADDITEMS to a non-set") }
-                try push(.set(existing + items))
-            case 0x91: try push(.set(try popToMark()))                    // FROZENSET
+                let (items, depth) = try popToMark()
+                let (target, setDepth) = try popWithDepth()
+                guard case .set(let existing) = target else { throw corrupt("ADDITEMS to a non-set") }
+                try pushContainer(.set(existing + items), holding: items, itemDepth: max(depth, setDepth - 1))
+            case 0x91:                                                    // FROZENSET
+                let (items, depth) = try popToMark()
+                try pushContainer(.set(items), holding: items, itemDepth: depth)
             case 0x71: try memoize(Int(try byte()))                       // BINPUT
             case 0x72: try memoize(Int(try littleEndian(4)))              // LONG_BINPUT
             case 0x70:                                                    // PUT (text)
                 guard let index = Int(try line()) else { throw corrupt("bad PUT index") }
                 try memoize(index)
             case 0x94: try memoize(memo.count)                            // MEMOIZE
-            case 0x68: try push(try fetch(Int(try byte())))               // BINGET
-            case 0x6A: try push(try fetch(Int(try littleEndian(4))))      // LONG_BINGET
+            case 0x68: try pushMemo(Int(try byte()))                      // BINGET
+            case 0x6A: try pushMemo(Int(try littleEndian(4)))             // LONG_BINGET
             case 0x67:                                                    // GET (text)
                 guard let index = Int(try line()) else { throw corrupt("bad GET index") }
-                try push(try fetch(index))
+                try pushMemo(index)
             case 0x63:                                                    // GLOBAL
                 let module = try line(), name = try line()
                 try push(try checkedGlobal(module, name))
@@ -274,22 +353,23 @@ struct PickleMachine {
                 let name = try pop(), module = try pop()
                 guard let m = module.asString, let n = name.asString else { throw corrupt("STACK_GLOBAL needs two strings") }
                 try push(try checkedGlobal(m, n))
-            case 0x52:                                                    // REDUCE
-                let arguments = try pop(), callable = try pop()
-                try push(try reduce(callable, arguments.asTuple ?? []))
-            case 0x81:                                                    // NEWOBJ
-                let arguments = try pop(), cls = try pop()
-                try push(try reduce(cls, arguments.asTuple ?? []))
-            case 0x92:                                                    // NEWOBJ_EX
-                _ = try pop()
-                let arguments = try pop(), cls = try pop()
-                try push(try reduce(cls, arguments.asTuple ?? []))
+            case 0x52, 0x81, 0x92:                                        // REDUCE, NEWOBJ, NEWOBJ_EX
+                if opcode == 0x92 { _ = try pop() }
+                let (arguments, depth) = try popWithDepth(), callable = try pop()
+                // What the call builds holds (parts of) the arguments: it is no deeper than they are.
+                let result = try reduce(callable, arguments.asTuple ?? [])
+                switch result {
+                case .list(let list): list.depth = max(1, depth)
+                case .dict(let dict): dict.depth = max(1, depth)
+                default: break
+                }
+                try push(result, depth: depth)
             case 0x62:                                                    // BUILD
-                let state = try pop()
-                guard let target = stack.popLast() else { throw corrupt("BUILD on an empty stack") }
+                let (state, depth) = try popWithDepth()
+                let (target, targetDepth) = try popWithDepth()
                 switch target {
-                case .object(let name, _): try push(.object(name, state))
-                default: try push(target)  // state on dicts / tensors (e.g. _metadata) is not needed
+                case .object(let name, _): try pushContainer(.object(name, state), holding: [state], itemDepth: depth)
+                default: try push(target, depth: targetDepth)  // state on dicts / tensors (e.g. _metadata) is not needed
                 }
             case 0x51:                                                    // BINPERSID
                 try push(try resolvePersistentID(try pop()))
@@ -301,10 +381,13 @@ struct PickleMachine {
         }
     }
 
-    private mutating func setItems(_ items: [PickleValue]) throws {
+    private mutating func setItems(_ items: [PickleValue], depth: Int) throws {
         guard let target = stack.last else { throw corrupt("SETITEMS on an empty stack") }
         switch target {
-        case .dict(let dict): try Self.addPairs(items, to: dict, corrupt: corrupt)
+        case .dict(let dict):
+            try grow(nil, dict, itemDepth: depth)
+            Self.markNested(items)
+            try Self.addPairs(items, to: dict, corrupt: corrupt)
         case .object: break  // attributes of an opaque object are not needed
         default: throw corrupt("SETITEM on a non-dict")
         }

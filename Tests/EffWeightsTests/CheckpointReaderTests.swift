@@ -165,15 +165,27 @@ import Testing
         try Self.expectFailure(data, kind: .corrupt, mentioning: ["data/0"])
     }
 
-    /// Inputs the fuzzer (scripts/fuzz.sh) found crashing a reader once: each must now be refused
-    /// with a WeightsError. A crash here takes the whole test process down.
-    @Test func fuzzerFindingsAreRefusedCleanly() throws {
+    /// Inputs that crashed a reader once — found by the fuzzer (scripts/fuzz.sh) or made by
+    /// scripts/make_fuzz_seeds.py (deep nesting) — replayed the way the fuzz target reads them:
+    /// open, then every tensor as floats and as integers. Each must end in values or a
+    /// WeightsError; a crash here takes the whole test process down.
+    @Test func fuzzerFindingsAreHandledCleanly() throws {
         let folder = Self.fixtures.appendingPathComponent("fuzz")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
-        #expect(!files.isEmpty)
+        #expect(files.count >= 4)
         for file in files {
-            #expect(throws: WeightsError.self, "\(file)") { try WeightStore(contentsOf: folder.appendingPathComponent(file).path) }
+            let path = folder.appendingPathComponent(file).path
+            guard let store = try? WeightStore(contentsOf: path) else {
+                #expect(throws: WeightsError.self, "\(file)") { try WeightStore(contentsOf: path) }
+                continue
+            }
+            for info in store.infos {
+                _ = try? store.tensor(info.name)
+                _ = try? store.integers(info.name)
+            }
         }
+        // Deep nesting is refused by name.
+        #expect(throws: WeightsError.self) { try WeightStore(contentsOf: folder.appendingPathComponent("nested_300000_tuples_legacy.pth").path) }
     }
 
     @Test func notACheckpointIsRefused() throws {
