@@ -52,6 +52,12 @@ public enum DType: String, Sendable, CaseIterable {
     }
 
     /// Element `index` as Int64 (exact for integer types; floats truncated).
+    /// Bytes of `count` elements, or nil when that does not fit in an Int.
+    func byteCount(of count: Int) -> Int? {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+        return overflow || count < 0 ? nil : bytes
+    }
+
     @inline(__always)
     func loadInteger(_ raw: UnsafeRawPointer, _ index: Int) -> Int64 {
         let p = raw + index * size

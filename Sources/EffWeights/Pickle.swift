@@ -130,6 +130,13 @@ struct PickleMachine {
         return value
     }
 
+    /// An unsigned little-endian length of `count` bytes (the checks in `bytes` bound it later).
+    private mutating func length(_ count: Int) throws -> Int {
+        let value = try littleEndian(count)
+        guard let length = Int(exactly: value) else { throw corrupt("length \(value) is impossible") }
+        return length
+    }
+
     private mutating func line() throws -> String {
         guard let newline = data[position...].firstIndex(of: 0x0A) else { throw corrupt("unterminated text line") }
         let text = String(decoding: data[position..<newline], as: UTF8.self)
@@ -278,12 +285,12 @@ struct PickleMachine {
             case 0x47: try push(.float(Double(bitPattern: try littleEndian(8).byteSwapped)))  // BINFLOAT (big-endian)
             case 0x58: try push(.string(try utf8(Int(try littleEndian(4)))))  // BINUNICODE
             case 0x8C: try push(.string(try utf8(Int(try byte()))))           // SHORT_BINUNICODE
-            case 0x8D: try push(.string(try utf8(Int(try littleEndian(8)))))  // BINUNICODE8
+            case 0x8D: try push(.string(try utf8(try length(8))))  // BINUNICODE8
             case 0x54: try push(.string(try utf8(Int(try littleEndian(4)))))  // BINSTRING
             case 0x55: try push(.string(try utf8(Int(try byte()))))           // SHORT_BINSTRING
             case 0x42: try push(.bytes(Array(try bytes(Int(try littleEndian(4))))))  // BINBYTES
             case 0x43: try push(.bytes(Array(try bytes(Int(try byte())))))          // SHORT_BINBYTES
-            case 0x8E: try push(.bytes(Array(try bytes(Int(try littleEndian(8))))))  // BINBYTES8
+            case 0x8E: try push(.bytes(Array(try bytes(try length(8)))))  // BINBYTES8
             case 0x29: try push(.tuple([]), depth: 1)                     // EMPTY_TUPLE
             case 0x74:                                                    // TUPLE
                 let (items, depth) = try popToMark()

@@ -108,8 +108,8 @@ enum TorchCheckpoint {
                 throw WeightsError(.corrupt, path, "storage '\(storage.key)' is missing from the zip")
             }
             let bytes = try extract(entry, from: archive, path: path)
-            guard bytes.count >= storage.elementCount * storage.dtype.size else {
-                throw WeightsError(.corrupt, path, "storage '\(storage.key)' holds \(bytes.count) bytes, its \(storage.elementCount) \(storage.dtype.rawValue) values need \(storage.elementCount * storage.dtype.size)")
+            guard let needed = storage.dtype.byteCount(of: storage.elementCount), bytes.count >= needed else {
+                throw WeightsError(.corrupt, path, "storage '\(storage.key)' holds \(bytes.count) bytes, too few for its \(storage.elementCount) \(storage.dtype.rawValue) values")
             }
             return (bytes, 0)
         }
@@ -165,10 +165,10 @@ enum TorchCheckpoint {
                 throw WeightsError(.corrupt, path, "storage '\(key)' says \(count) elements, the pickle says \(storage.elementCount)")
             }
             offsets[key] = position + 8
-            position += 8 + count * storage.dtype.size
-            guard position <= data.count else {
+            guard let bytes = storage.dtype.byteCount(of: count), bytes <= data.count - position - 8 else {
                 throw WeightsError(.corrupt, path, "the file ends inside storage '\(key)' (truncated)")
             }
+            position += 8 + bytes
         }
         let state = try stateDict(object, file: path)
         return try locations(state, file: path) { storage in

@@ -122,15 +122,33 @@ extension TensorLocation {
         guard shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }), offset >= 0, storageElements >= 0 else {
             throw WeightsError(.corrupt, file, "tensor '\(name)' has a negative size, stride or offset")
         }
-        guard byteOffset >= 0, byteOffset + storageElements * dtype.size <= buffer.count else {
+        guard byteOffset >= 0, let storageBytes = dtype.byteCount(of: storageElements), storageBytes <= buffer.count - byteOffset else {
             throw WeightsError(.corrupt, file, "tensor '\(name)': its storage (\(storageElements) \(dtype.rawValue) values at byte \(byteOffset)) runs past the end of the data (\(buffer.count) bytes); the file is truncated or its offsets are wrong")
         }
-        if shape.contains(0) { return }
-        let last = offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
+        // Element count and the last element reached, without overflowing.
+        var elements = 1, last = offset
+        for (size, stride) in zip(shape, strides) {
+            let (product, productOverflow) = elements.multipliedReportingOverflow(by: size)
+            let (reach, reachOverflow) = (size == 0 ? 0 : size - 1).multipliedReportingOverflow(by: stride)
+            let (sum, sumOverflow) = last.addingReportingOverflow(reach)
+            guard !productOverflow, !reachOverflow, !sumOverflow else {
+                throw WeightsError(.corrupt, file, "tensor '\(name)' has an impossible shape \(shape) or strides \(strides)")
+            }
+            (elements, last) = (product, sum)
+        }
+        if elements == 0 { return }
         guard last < storageElements else {
             throw WeightsError(.corrupt, file, "tensor '\(name)' of shape \(shape) reaches element \(last) of a storage of \(storageElements) elements")
         }
+        // A view with a zero stride repeats elements (torch's expand); a hostile one could claim
+        // a huge tensor over a tiny storage.
+        guard elements <= max(storageElements, Self.maxRepeatedElements) else {
+            throw WeightsError(.corrupt, file, "tensor '\(name)' of shape \(shape) has \(elements) elements over a storage of \(storageElements)")
+        }
     }
+
+    /// The most elements a view may have beyond its storage's (by zero strides).
+    static let maxRepeatedElements = 1 << 24
 
     /// Calls `body(storageBase, elementIndex, flatOutputIndex)` for every element in row-major order.
     func forEachElement(_ body: (UnsafeRawPointer, Int, Int) -> Void) {
