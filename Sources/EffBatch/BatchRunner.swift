@@ -54,6 +54,7 @@ public struct BatchRunner {
         let todo = pictures.filter { !skip($0) }
         summary.skipped = pictures.count - todo.count
         let progress = ProgressBar(total: todo.count, enabled: showProgress)
+        let stdoutIsTerminal = isatty(STDOUT_FILENO) != 0
         let start = DispatchTime.now()
 
         // prepare → compute: a bounded, ordered hand-off.
@@ -88,7 +89,8 @@ public struct BatchRunner {
             writer.async {
                 defer { writerSlots.signal() }
                 guard !outcome.stopped else { return }
-                progress.clear()
+                // The finish stage may print a line to a terminal the bar is drawn on.
+                if stdoutIsTerminal { progress.clear() }
                 do {
                     switch item.value {
                     case .success(let computed):

@@ -58,6 +58,7 @@ public struct WeightStore: Sendable {
         } else if data.count < TorchCheckpoint.legacyMagic.count {
             throw WeightsError(.corrupt, path, "the file is only \(data.count) bytes, too short for any checkpoint (truncated?)")
         } else if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            try ZipPreflight.check(data, path: path)
             (format, entries) = (.torchZip, try TorchCheckpoint.readZip(path: path))
         } else if data.starts(with: TorchCheckpoint.legacyMagic) {
             (format, entries) = (.torchLegacy, try TorchCheckpoint.readLegacy(path: path, data: data))
