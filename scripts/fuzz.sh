@@ -18,6 +18,9 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(image checkpoint)
 
+# SwiftPM caches the file list of the path dependency (the main package): drop it so new
+# source files are seen.
+rm -f Fuzz/.build/*/release/description.json
 # SwiftPM links libFuzzer for --sanitize fuzzer but does not instrument Swift code for coverage:
 # -Xswiftc -sanitize=fuzzer does.
 swift build -c release --package-path Fuzz --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer 2>&1 \

@@ -75,10 +75,12 @@ import Testing
         var rng = SeededGenerator(seed: 202 + UInt64(threads))
         var checked = 0
         for k in [3, 5] { for stride in [1, 2] { for dilation in [1, 2, 4] {
-            for mode in [PaddingMode.same, .symmetric] {
+            // Any width, and multiples of 8 (the register-blocked path) on rows wide enough for
+            // several blocks of 4 columns plus edges.
+            for (mode, wide) in [(PaddingMode.same, false), (.symmetric, false), (.same, true), (.symmetric, true)] {
                 let activation = Activation.allCases.randomElement(using: &rng)!
-                let (h, w) = (Int.random(in: 1...19, using: &rng), Int.random(in: 1...19, using: &rng))
-                let c = Self.channelChoices.randomElement(using: &rng)!
+                let (h, w) = (Int.random(in: 1...19, using: &rng), Int.random(in: wide ? 12...47 : 1...19, using: &rng))
+                let c = wide ? [8, 16, 24, 40].randomElement(using: &rng)! : Self.channelChoices.randomElement(using: &rng)!
                 let x = randomTensor([1, h, w, c], &rng)
                 let weight = randomTensor([c, 1, k, k], &rng), bias = randomTensor([c], &rng)
                 let conv = try DepthwiseConv2D(weight: weight, bias: bias, stride: stride, dilation: dilation,
@@ -95,7 +97,7 @@ import Testing
                 checked += 1
             }
         } } }
-        #expect(checked == 24)
+        #expect(checked == 48)
     }
 
     @Test func batchNormFoldingMatchesConvThenNorm() throws {
