@@ -5,16 +5,16 @@ import Foundation
 
 /// Input and batch options shared by detect, segment and classify.
 struct BatchOptions: ParsableArguments {
-    @Argument(help: "PNG or JPEG pictures, folders of them, or glob patterns (recognised by content, not by extension).")
+    @Argument(help: ArgumentHelp("PNG or JPEG pictures, folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
     var images: [String] = []
 
     @Flag(help: "Also take pictures from the sub-folders of folders given.")
     var recursive = false
 
-    @Option(help: "Also take inputs from FILE, one path (or folder, or pattern) per line; '-' reads standard input.")
+    @Option(help: ArgumentHelp("Also take inputs from FILE, one path (or folder, or pattern) per line; '-' reads standard input.", valueName: "FILE"))
     var inputList: String?
 
-    @Option(help: "Process only shard I of N (0-based, e.g. 0/4): a stable share of the inputs chosen by path, so N processes cover them once.")
+    @Option(help: ArgumentHelp("Process only shard I of N (0-based, e.g. 0/4): a stable share of the inputs chosen by path, so N processes cover them once.", valueName: "I/N"))
     var shard: String?
 
     @Flag(help: "Skip pictures whose outputs already exist (and whose line is in --json FILE); keep the finished lines.")
