@@ -92,8 +92,50 @@ static inline __attribute__((always_inline)) void weighted_sum_body(float *restr
 
 #if defined(__x86_64__)
 #define EFF_AVX2 __attribute__((target("avx2,fma")))
+/* eff_expf on 8 lanes (the same Cephes polynomial; n rounded to nearest even instead of away
+   from zero, which keeps the reduced argument within +-ln2/2 either way). */
+static inline EFF_AVX2 __m256 exp_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), x);
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, z, x), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* bias + SiLU / sigmoid (+ residual) on a row, 8 lanes at a time; other activations and the
+   tail go through the plain loop, which the compiler vectorises itself. */
+static inline EFF_AVX2 void epilogue_row_avx2(float *row, long channels, const float *bias, int activation,
+                                              const float *residual) {
+    if (activation != EFF_ACT_SILU && activation != EFF_ACT_SIGMOID) {
+        epilogue_row(row, channels, bias, activation, residual);
+        return;
+    }
+    long c = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; c + 8 <= channels; c += 8) {
+        __m256 v = _mm256_loadu_ps(row + c);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+        __m256 gate = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        v = activation == EFF_ACT_SILU ? _mm256_mul_ps(v, gate) : gate;
+        if (residual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + c));
+        _mm256_storeu_ps(row + c, v);
+    }
+    if (c < channels) epilogue_row(row + c, channels - c, bias ? bias + c : 0, activation, residual ? residual + c : 0);
+}
+
 static EFF_AVX2 void epilogue_avx2(float *out, long rows, long channels, const float *bias, int activation, const float *residual) {
-    epilogue_body(out, rows, channels, bias, activation, residual);
+    for (long r = 0; r < rows; r++) {
+        epilogue_row_avx2(out + r * channels, channels, bias, activation, residual ? residual + r * channels : 0);
+    }
 }
 /* Depthwise convolution, register-blocked: 4 output columns x 8 channels accumulate in registers
    over all the taps, then are stored once (the plain version adds every tap into the output row
@@ -121,7 +163,64 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
         while (ox < ow) {
             int interior = ox >= interior_begin && ox + 4 <= interior_end;
             long columns = interior ? 4 : 1;
-            for (long ch = 0; ch < c; ch += 8) {
+            long ch = 0;
+            if (interior) {
+                /* 4 columns x 16 channels: 8 independent accumulator chains keep both FMA units busy. */
+                for (; ch + 16 <= c; ch += 16) {
+                    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+                    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+                    for (long ky = ky_begin; ky < ky_end; ky++) {
+                        const float *x = image + (oy * stride - pad_top + ky * dilation) * w * c + (ox * stride - pad_left) * c + ch;
+                        const float *filter = weight + ky * k * c + ch;
+                        for (long kx = 0; kx < k; kx++) {
+                            __m256 wa = _mm256_loadu_ps(filter + kx * c), wb = _mm256_loadu_ps(filter + kx * c + 8);
+                            const float *xk = x + kx * dilation * c;
+                            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xk), wa, a0);
+                            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + 8), wb, b0);
+                            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + step), wa, a1);
+                            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + step + 8), wb, b1);
+                            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + 2 * step), wa, a2);
+                            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + 2 * step + 8), wb, b2);
+                            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + 3 * step), wa, a3);
+                            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(xk + 3 * step + 8), wb, b3);
+                        }
+                    }
+                    float *dst = out_row + ox * c + ch;
+                    _mm256_storeu_ps(dst, a0);
+                    _mm256_storeu_ps(dst + 8, b0);
+                    _mm256_storeu_ps(dst + c, a1);
+                    _mm256_storeu_ps(dst + c + 8, b1);
+                    _mm256_storeu_ps(dst + 2 * c, a2);
+                    _mm256_storeu_ps(dst + 2 * c + 8, b2);
+                    _mm256_storeu_ps(dst + 3 * c, a3);
+                    _mm256_storeu_ps(dst + 3 * c + 8, b3);
+                }
+            }
+            if (!interior) {
+                /* An edge column: taps checked one by one, 32 channels (4 chains) at a time. */
+                for (; ch + 32 <= c; ch += 32) {
+                    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+                    for (long ky = ky_begin; ky < ky_end; ky++) {
+                        const float *in_row = image + (oy * stride - pad_top + ky * dilation) * w * c + ch;
+                        const float *filter = weight + ky * k * c + ch;
+                        for (long kx = 0; kx < k; kx++) {
+                            long ix = ox * stride - pad_left + kx * dilation;
+                            if (ix < 0 || ix >= w) continue;
+                            const float *x = in_row + ix * c, *f = filter + kx * c;
+                            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(f), a0);
+                            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8), _mm256_loadu_ps(f + 8), a1);
+                            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(f + 16), a2);
+                            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + 24), _mm256_loadu_ps(f + 24), a3);
+                        }
+                    }
+                    float *dst = out_row + ox * c + ch;
+                    _mm256_storeu_ps(dst, a0);
+                    _mm256_storeu_ps(dst + 8, a1);
+                    _mm256_storeu_ps(dst + 16, a2);
+                    _mm256_storeu_ps(dst + 24, a3);
+                }
+            }
+            for (; ch < c; ch += 8) {
                 __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
                 for (long ky = ky_begin; ky < ky_end; ky++) {
                     const float *in_row = image + (oy * stride - pad_top + ky * dilation) * w * c;
@@ -154,7 +253,7 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
             }
             ox += columns;
         }
-        epilogue_body(out_row, ow, c, bias, activation, residual ? residual + row * ow * c : 0);
+        epilogue_avx2(out_row, ow, c, bias, activation, residual ? residual + row * ow * c : 0);
     }
 }
 

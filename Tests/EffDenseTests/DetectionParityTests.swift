@@ -95,8 +95,19 @@ func expectSameDetections(_ ours: [Detection], _ reference: [Detection], _ what:
         return x.classIndex == y.classIndex && abs(x.score - y.score) < 1e-3 && sameBox
     }
     let cutoff = max(reference.last?.score ?? 0, ours.last?.score ?? 0) + 1e-5
-    let missing = reference.filter { r in r.score > cutoff && !ours.contains { matches($0, r) } }
-    let extra = ours.filter { o in o.score > cutoff && !reference.contains { matches(o, $0) } }
+    var missing = reference.filter { r in r.score > cutoff && !ours.contains { matches($0, r) } }
+    var extra = ours.filter { o in o.score > cutoff && !reference.contains { matches(o, $0) } }
+    // Two overlapping boxes of one class with the same score (to float precision, e.g. anchors
+    // over a uniform patch): NMS keeps whichever sorts first, which float rounding decides. Such
+    // a pair — the reference kept one, we kept the other — is not a difference.
+    for r in missing {
+        if let i = extra.firstIndex(where: { o in
+            o.classIndex == r.classIndex && abs(o.score - r.score) <= 1e-6 && PostProcessingIoU.iou(o.box, r.box) > 0.5
+        }) {
+            extra.remove(at: i)
+            missing.removeAll { $0.box == r.box && $0.score == r.score }
+        }
+    }
     #expect(missing.isEmpty && extra.isEmpty,
             "\(what): \(missing.count) reference detections unmatched (first \(String(describing: missing.first))), \(extra.count) extra (first \(String(describing: extra.first)))",
             sourceLocation: sourceLocation)
