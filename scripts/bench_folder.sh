@@ -15,7 +15,7 @@ trap 'rm -rf "$folder"' EXIT
 mkdir -p "$folder/photos"
 for i in $(seq 1 "$count"); do cp samples/astronaut.jpg "$folder/photos/photo_$i.jpg"; done
 
-run() {  # name, bench arguments, CLI arguments...
+run() {  # name, bench arguments, CLI arguments... (the same checkpoint for both: what it detects is drawn)
     local name=$1 bench=$2
     shift 2
     local pipeline
@@ -28,6 +28,9 @@ run() {  # name, bench arguments, CLI arguments...
     python3 -c "p=$pipeline; r=$rate; print(f'$name: pipeline median {p:.1f} ms = {1000/p:.2f} pictures/s; folder of $count: {r:.2f} images/s ({r/(1000/p):.2f}x)')"
 }
 
-run classify "--model tf_efficientnet_lite0" classify
-run detect "--model tf_efficientdet_d0" detect --weights Tests/EffDenseTests/Fixtures/detection/tf_efficientdet_d0.pth --out-dir "$folder/out"
-run segment "--model deeplabv3plus --encoder efficientnet-b0" segment --weights Tests/EffDenseTests/Fixtures/segmentation/deeplabv3plus_efficientnet_b0.pth --out-dir "$folder/out"
+lite0=weights/efficientnet-lite0-57934424.pth
+d0=Tests/EffDenseTests/Fixtures/detection/tf_efficientdet_d0.pth
+deeplab=Tests/EffDenseTests/Fixtures/segmentation/deeplabv3plus_efficientnet_b0.pth
+run classify "--model tf_efficientnet_lite0 --weights $lite0" classify --weights "$lite0"
+run detect "--model tf_efficientdet_d0 --weights $d0" detect --weights "$d0" --out-dir "$folder/out"
+run segment "--model deeplabv3plus --encoder efficientnet-b0 --weights $deeplab" segment --weights "$deeplab" --out-dir "$folder/out"

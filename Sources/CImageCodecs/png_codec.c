@@ -204,7 +204,7 @@ int eff_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int c
         }
         png_set_PLTE(png, info, colours, palette_count);
     }
-    png_set_compression_level(png, 6);
+    png_set_compression_level(png, 3);
     png_write_info(png, info);
     rows = (png_bytep *)malloc(sizeof(png_bytep) * (height ? height : 1));
     if (!rows) png_error(png, "out of memory");

@@ -27,8 +27,16 @@ public final class JSONLinesOutput {
                 }
             }
         }
+        if resume { try open(startingWith: kept) }
+    }
+
+    /// Creates the file holding `lines` (atomically) and keeps it open for appending. Without
+    /// --resume this happens at the first line, so a run that fails before any result leaves
+    /// no file (and an older one untouched).
+    private func open(startingWith lines: Data) throws {
+        guard let destination else { return }
         do {
-            try kept.write(to: URL(fileURLWithPath: destination), options: .atomic)
+            try lines.write(to: URL(fileURLWithPath: destination), options: .atomic)
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: destination))
             try handle?.seekToEnd()
         } catch {
@@ -44,7 +52,9 @@ public final class JSONLinesOutput {
         line.append(UInt8(ascii: "\n"))
         if toStandardOutput {
             FileHandle.standardOutput.write(line)
-        } else if let handle, let destination {
+        } else if let destination {
+            if handle == nil { try open(startingWith: Data()) }
+            guard let handle else { return }
             do {
                 try handle.write(contentsOf: line)
             } catch {

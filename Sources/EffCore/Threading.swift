@@ -29,8 +29,10 @@ public enum Threading {
     /// OpenBLAS to one thread, once.
     static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
-    /// Runs `body` over `0..<count` split into contiguous ranges, one per thread. `body` must only
-    /// write to memory no other range writes.
+    /// Runs `body` over `0..<count` split into contiguous ranges, a few per thread, each thread
+    /// taking the next range as it finishes one (so a thread that the system pauses — other work
+    /// shares the cores in a batch run — does not hold the others up). `body` must only write to
+    /// memory no other range writes.
     public static func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let threads = min(threadCount, max(1, count / max(1, minimumPerThread)))
@@ -38,14 +40,24 @@ public enum Threading {
             body(0..<count)
             return
         }
+        let chunks = min(threads * 4, max(threads, count / max(1, minimumPerThread)))
+        let next = Atomic<Int>(0)
+        let chunk: (Int) -> Void = { _ in
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if i >= chunks { return }
+                let start = count * i / chunks, end = count * (i + 1) / chunks
+                if start < end { body(start..<end) }
+            }
+        }
+        // The pool serves one caller at a time; a second caller meanwhile (another thread, or a
+        // nested parallelFor) takes Dispatch's pool instead.
+        if WorkerPool.shared.tryRun(threads, chunk) { return }
         let part: (Int) -> Void = { t in
             let start = count * t / threads
             let end = count * (t + 1) / threads
             if start < end { body(start..<end) }
         }
-        // The pool serves one caller at a time; a second caller meanwhile (another thread, or a
-        // nested parallelFor) takes Dispatch's pool instead.
-        if WorkerPool.shared.tryRun(threads, part) { return }
         withoutActuallyEscaping(part) { part in
             let box = UncheckedSendable(part)
             DispatchQueue.concurrentPerform(iterations: threads) { box.value($0) }
@@ -59,8 +71,8 @@ public enum Threading {
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
-    /// How long a worker keeps looking for the next task before sleeping (loop iterations,
-    /// roughly 0.1 ms).
+    /// How long a worker keeps looking for the next task before sleeping (loop iterations; past
+    /// the first 2000 each one yields the core to any other runnable thread).
     private static let spinIterations = 20_000
 
     private let busy = Atomic<Bool>(false)
@@ -91,7 +103,13 @@ final class WorkerPool: @unchecked Sendable {
             if sleepers > 0 { condition.broadcast() }
             condition.unlock()
             body(0)
-            while remaining.load(ordering: .acquiring) > 0 {}
+            // Spin, then yield: when other threads share the cores (a batch run's decoding and
+            // writing), a waiting worker may need this core to finish.
+            var spins = 0
+            while remaining.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 2_000 { sched_yield() }
+            }
             task = nil
         }
         return true
@@ -114,6 +132,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while current == seen && spins < Self.spinIterations {
                 spins += 1
+                if spins > 2_000 { sched_yield() }
                 current = generation.load(ordering: .acquiring)
             }
             if current == seen {

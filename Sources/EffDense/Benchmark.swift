@@ -17,11 +17,15 @@ public struct Benchmark: Sendable {
     /// A benchmark for a model name: a classifier (`tf_efficientnet_lite0`, ...), a detector
     /// (`tf_efficientdet_d0`, `d0`, ...) or `deeplabv3plus` with `encoder`. `size` overrides the
     /// input side (detectors: a multiple of 128).
-    public init(model: String, encoder: String = "efficientnet-b0", size: Int? = nil) throws {
+    /// `weightsFile`: a checkpoint to bind instead of random weights (what it detects changes
+    /// the pipeline's drawing work, not the network's).
+    public init(model: String, encoder: String = "efficientnet-b0", size: Int? = nil, weightsFile: String? = nil) throws {
         name = model
-        let binder = WeightBinder(randomSeed: 7)
+        let store = try weightsFile.map(WeightStore.init(contentsOf:))
+        let binder = store.map(WeightBinder.init) ?? WeightBinder(randomSeed: 7)
         if let classifier = try? ClassificationModel.named(model) {
-            let network = try EfficientNet(architecture: classifier.architecture, weights: binder, keys: EfficientNetKeys(layout: .timm))
+            let keys = store.map { EfficientNetKeys(for: $0.layout) } ?? EfficientNetKeys(layout: .timm)
+            let network = try EfficientNet(architecture: classifier.architecture, weights: binder, keys: keys)
             var configured = classifier.preprocessing
             if let size { configured.inputSize = size }
             let preprocessing = configured

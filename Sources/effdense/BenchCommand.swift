@@ -7,13 +7,16 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure latency (network and whole pipeline) and peak memory with random weights.")
+        abstract: "Measure latency (network and whole pipeline) and peak memory, with random weights or a checkpoint.")
 
     @Option(help: "Model: a classifier (tf_efficientnet_lite0, ...), a detector (tf_efficientdet_d0, ...) or deeplabv3plus.")
     var model: String
 
     @Option(help: "Encoder for deeplabv3plus.")
     var encoder = "efficientnet-b0"
+
+    @Option(help: "A checkpoint to use instead of random weights (the pipeline then draws what it detects).")
+    var weights: String?
 
     @Option(help: "Input side in pixels (default: the model's).")
     var size: Int?
@@ -33,7 +36,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let benchmark = try Benchmark(model: model, encoder: encoder, size: size)
+        let benchmark = try Benchmark(model: model, encoder: encoder, size: size, weightsFile: weights)
         let forward = try benchmark.measureForward(runs: runs)
         let picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
         let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))

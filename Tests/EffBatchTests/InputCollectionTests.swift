@@ -93,10 +93,12 @@ func makeTree(_ files: [String], contents: Data = Data([1, 2, 3])) throws -> URL
         #expect(resumed.finishedImages == ["a.png"])
         try resumed.add(["image": "b.png", "score": 2])
         #expect(try String(contentsOfFile: file, encoding: .utf8) == #"{"image":"a.png","score":1}"# + "\n" + #"{"image":"b.png","score":2}"# + "\n")
-        // Without --resume the file starts empty.
+        // Without --resume the file is replaced at the first line (and left alone until then).
         let fresh = try JSONLinesOutput(file)
         #expect(fresh.finishedImages.isEmpty)
-        #expect(try String(contentsOfFile: file, encoding: .utf8) == "")
+        #expect(try String(contentsOfFile: file, encoding: .utf8).hasPrefix(#"{"image":"a.png""#))
+        try fresh.add(["image": "z.png"])
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == #"{"image":"z.png"}"# + "\n")
     }
 }
 
