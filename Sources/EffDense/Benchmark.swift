@@ -50,20 +50,27 @@ public struct Benchmark: Sendable {
                 _ = try ImageCodec.encodePNG(pixels: mask.classes, width: mask.width, height: mask.height, format: .palette(Segmenter.vocPalette))
             }
         } else {
-            var config = try DetectionConfig.named(model).config
+            let (named, configFile) = try DetectionConfig.named(model)
+            var config = named
             if let size { config.imageSize = [size, size] }
             try config.validate(file: model)
             inputSize = (config.imageSize[0], config.imageSize[1])
             let network = try EfficientDet(config: config, weights: binder)
-            let detector = ObjectDetector(config: config, network: network)
+            // Labelled as `effdense detect` labels them, so the drawing costs the same.
+            let labels = try config.labels.map {
+                try ProjectFiles.labels(URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path)
+            } ?? []
+            let detector = ObjectDetector(config: config, network: network, labels: labels.count == config.numClasses ? labels : [])
             let input = Tensor(repeating: 0.1, shape: [1, config.imageSize[0], config.imageSize[1], 3])
             let text = try TextRenderer()
             forward = { _ = try network(input) }
             pipeline = { data in
                 var image = try ImageCodec.decode(data, source: "benchmark")
                 let detections = try detector.detect(image, postProcessing: PostProcessing(scoreThreshold: 0.4))
-                image.annotate(detections.map { BoxAnnotation(box: $0.box, label: "\($0.classIndex)", colour: RGB.forClass($0.classIndex)) },
-                               text: text)
+                image.annotate(detections.map {
+                    BoxAnnotation(box: $0.box, label: "\(detector.label($0.classIndex)) \(String(format: "%.2f", $0.score))",
+                                  colour: RGB.forClass($0.classIndex))
+                }, text: text)
                 _ = try ImageCodec.encodePNG(pixels: image.pixels, width: image.width, height: image.height, format: .rgb)
             }
         }
