@@ -154,7 +154,8 @@ public struct InputCollector: Sendable {
 
     static func lastComponent(_ path: String) -> String { (path as NSString).lastPathComponent }
 
-    static func canonical(_ path: String) -> String {
+    /// `path` absolute, standardised, symbolic links resolved: one spelling per file.
+    public static func canonical(_ path: String) -> String {
         URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 

@@ -47,8 +47,8 @@ struct PictureRun {
         guard !all.isEmpty else {
             throw ValidationError("no pictures found in \(options.images.joined(separator: " "))\(options.inputList.map { " or \($0)" } ?? "")")
         }
-        inputPaths = Set(all.map { Self.canonical($0.path) })
-        if let jsonPath, jsonPath != "-", inputPaths.contains(Self.canonical(jsonPath)) {
+        inputPaths = Set(all.map { InputCollector.canonical($0.path) })
+        if let jsonPath, jsonPath != "-", inputPaths.contains(InputCollector.canonical(jsonPath)) {
             throw ValidationError("\(jsonPath): refusing to overwrite an input with the JSON output")
         }
         naming = OutputNaming(all, folder: outDir)
@@ -75,7 +75,7 @@ struct PictureRun {
     /// The path of `picture`'s output ending in `suffix`, or `explicit` (-o); never an input.
     func outputPath(_ picture: InputPicture, suffix: String, explicit: String? = nil) throws -> String {
         let target = explicit ?? naming.path(for: picture, suffix: suffix)
-        if inputPaths.contains(Self.canonical(target)) {
+        if inputPaths.contains(InputCollector.canonical(target)) {
             throw ImageError(.unwritable, target, "refusing to overwrite an input picture")
         }
         let folder = (target as NSString).deletingLastPathComponent
@@ -112,9 +112,5 @@ struct PictureRun {
         if single { return }
         if summary.failed > 0 { throw PicturesFailed(summary: summary) }
         FileHandle.standardError.write(Data("effdense: \(summary)\n".utf8))
-    }
-
-    private static func canonical(_ path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 }
