@@ -2,7 +2,7 @@
 # Throughput over a folder against the single-picture pipeline: for classify, detect and segment,
 # prints `effdense bench`'s pipeline median (decode → pre-process → network → post-process →
 # encode of samples/astronaut.jpg) as pictures/s, and the images/s of the CLI's summary line over
-# a folder of COUNT copies of the same photo (decoding and writing overlapped with the network).
+# a folder of COUNT copies of the same photo (default --batch-size: several pictures at once).
 #
 #   scripts/bench_folder.sh [COUNT=100] [THREADS=2]      # after swift build -c release
 set -euo pipefail

@@ -1,6 +1,10 @@
+#define _GNU_SOURCE
 #include "eff_kernels.h"
 
 #include <string.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -372,4 +376,12 @@ void eff_global_average_pool(const float *input, long pixels, long channels, flo
         }
         for (long i = 0; i < n; i++) out[base + i] = (float)(totals[i] / (double)pixels);
     }
+}
+
+long eff_affinity_cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
+    return 0;
 }

@@ -26,103 +26,140 @@ public struct PicturesFailed: Error, CustomStringConvertible {
     public var description: String { summary.description }
 }
 
-/// Runs many pictures through three stages that overlap: `prepare` (read and decode) runs ahead
-/// on its own thread, `compute` (the network) runs on the caller's thread in input order, and
-/// `finish` (drawing, encoding, writing files and the JSON line) runs behind on its own thread, in
-/// input order. A picture's own failure (`ImageError`) is handed to `report` in order and the run
-/// goes on; any other error stops the run and is rethrown once the stages have drained.
+/// Runs many pictures, several at once: each of `concurrentPictures` threads takes the next
+/// picture and works on it from start to finish (`process`: decode, network, drawing, writing its
+/// files), so one picture's decoding and writing overlap with others' networks. What each leaves
+/// (its record, or its own failure — an `ImageError`) is handed to `record` / `report` strictly in
+/// input order, as soon as all pictures before it are done. Any other error stops the run: no new
+/// picture is started, the pictures before the failing one are still recorded, and the error is
+/// rethrown.
 public struct BatchRunner {
-    /// Pictures decoded ahead of the network (each holds its decoded pixels in memory).
-    public var prefetch = 2
+    /// Pictures worked on at the same time (each on its own thread).
+    public var concurrentPictures: Int
     /// Draw a progress bar on standard error.
     public var showProgress: Bool
 
-    public init(showProgress: Bool = isatty(STDERR_FILENO) != 0) {
+    public init(concurrentPictures: Int = 1, showProgress: Bool = isatty(STDERR_FILENO) != 0) {
+        self.concurrentPictures = max(1, concurrentPictures)
         self.showProgress = showProgress
     }
 
-    public func run<Prepared, Computed>(
+    /// Runs `pictures`; `alreadyDone` more were skipped by the caller (`--resume`) and are only
+    /// counted in the summary.
+    public func run<Record>(
         _ pictures: [InputPicture],
-        skip: (InputPicture) -> Bool = { _ in false },
-        prepare: @escaping (InputPicture) throws -> Prepared,
-        compute: (InputPicture, Prepared) throws -> Computed,
-        finish: @escaping (InputPicture, Computed) throws -> Void,
+        alreadyDone: Int = 0,
+        process: @escaping (InputPicture) throws -> Record,
+        record: @escaping (InputPicture, Record) throws -> Void,
         report: @escaping (InputPicture, Error) throws -> Void
     ) throws -> BatchSummary {
-        var summary = BatchSummary()
-        summary.total = pictures.count
-        let todo = pictures.filter { !skip($0) }
-        summary.skipped = pictures.count - todo.count
-        let progress = ProgressBar(total: todo.count, enabled: showProgress)
-        let stdoutIsTerminal = isatty(STDOUT_FILENO) != 0
         let start = DispatchTime.now()
-
-        // prepare → compute: a bounded, ordered hand-off.
-        let prepared = OrderedQueue<Result<Prepared, Error>>(capacity: prefetch)
-        let stop = Flag()
-        let readStage = Unchecked(prepare)
-        let reader = Thread {
-            for picture in todo {
-                if stop.isSet { break }
-                prepared.put(Result { try readStage.value(picture) })
-            }
-        }
-        reader.stackSize = 8 << 20
-        // compute → finish: a serial queue, bounded so finished pictures do not pile up.
-        let writer = DispatchQueue(label: "effdense.batch.finish")
-        let writerSlots = DispatchSemaphore(value: 2)
-        let outcome = Outcome()
-        let stages = Unchecked((finish, report))
-
-        reader.start()
-        for picture in todo {
-            let input = prepared.take()
-            if stop.isSet { break }
-            let result: Result<Computed, Error> = input.flatMap { value in Result { try compute(picture, value) } }
-            if case .failure(let error) = result, !(error is ImageError) {
-                stop.set()
-                outcome.fail(error)
-                break
-            }
-            writerSlots.wait()
-            let item = Unchecked(result)
-            writer.async {
-                defer { writerSlots.signal() }
-                guard !outcome.stopped else { return }
-                // The finish stage may print a line to a terminal the bar is drawn on.
-                if stdoutIsTerminal { progress.clear() }
+        let progress = ProgressBar(total: pictures.count, enabled: showProgress)
+        let ledger = InOrderLedger(record: record, report: report, progress: progress,
+                                   clearsProgressFirst: isatty(STDOUT_FILENO) != 0)
+        let work = Unchecked(process)
+        let worker = Unchecked {
+            while let index = ledger.claim(below: pictures.count) {
+                let picture = pictures[index]
                 do {
-                    switch item.value {
-                    case .success(let computed):
-                        do {
-                            try stages.value.0(picture, computed)
-                            outcome.succeeded()
-                        } catch let error as ImageError {
-                            try stages.value.1(picture, error)
-                            outcome.failed()
-                        }
-                    case .failure(let error):
-                        try stages.value.1(picture, error)
-                        outcome.failed()
-                    }
+                    ledger.deliver(index, picture, .done(try work.value(picture)))
+                } catch let error as ImageError {
+                    ledger.deliver(index, picture, .failed(error))
                 } catch {
-                    outcome.fail(error)
-                    stop.set()
+                    ledger.stop()
+                    ledger.deliver(index, picture, .fatal(error))
                 }
-                progress.advance()
             }
-            if stop.isSet { break }
         }
-        stop.set()
-        prepared.drain()
-        writer.sync {}
-        while !reader.isFinished { prepared.drain(); usleep(1000) }
+        let helpers = (1..<max(1, min(concurrentPictures, pictures.count))).map { _ in
+            let finished = DispatchSemaphore(value: 0)
+            let thread = Thread { worker.value(); finished.signal() }
+            thread.stackSize = 8 << 20
+            thread.start()
+            return finished
+        }
+        worker.value()
+        for finished in helpers { finished.wait() }
         progress.clear()
-        if let error = outcome.error { throw error }
-        summary.succeeded = outcome.counts.succeeded
-        summary.failed = outcome.counts.failed
+        if let error = ledger.error { throw error }
+        var summary = BatchSummary()
+        summary.total = pictures.count + alreadyDone
+        summary.skipped = alreadyDone
+        (summary.succeeded, summary.failed) = ledger.counts
         summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         return summary
+    }
+}
+
+/// Hands out picture indices in order and records what the workers deliver in that order: a
+/// picture delivered early waits until every picture before it has been recorded.
+final class InOrderLedger<Record>: @unchecked Sendable {
+    enum Outcome {
+        case done(Record)
+        case failed(Error)
+        case fatal(Error)
+    }
+
+    private let lock = NSLock()
+    private var nextClaim = 0, nextRecord = 0
+    private var waiting: [Int: (InputPicture, Outcome)] = [:]
+    private var stopped = false
+    private var succeeded = 0, failed = 0
+    private(set) var error: Error?
+    private let record: (InputPicture, Record) throws -> Void
+    private let report: (InputPicture, Error) throws -> Void
+    private let progress: ProgressBar
+    private let clearsProgressFirst: Bool
+
+    init(record: @escaping (InputPicture, Record) throws -> Void, report: @escaping (InputPicture, Error) throws -> Void,
+         progress: ProgressBar, clearsProgressFirst: Bool) {
+        self.record = record
+        self.report = report
+        self.progress = progress
+        self.clearsProgressFirst = clearsProgressFirst
+    }
+
+    var counts: (succeeded: Int, failed: Int) { lock.withLock { (succeeded, failed) } }
+
+    /// The next picture to work on, or nil when all are taken or the run stopped.
+    func claim(below count: Int) -> Int? {
+        lock.withLock {
+            guard !stopped, nextClaim < count else { return nil }
+            nextClaim += 1
+            return nextClaim - 1
+        }
+    }
+
+    /// No picture is started after this.
+    func stop() { lock.withLock { stopped = true } }
+
+    /// Takes picture `index`'s outcome and records every outcome now due, in order (on the
+    /// calling thread, one thread at a time).
+    func deliver(_ index: Int, _ picture: InputPicture, _ outcome: Outcome) {
+        lock.lock()
+        defer { lock.unlock() }
+        waiting[index] = (picture, outcome)
+        while error == nil, let (picture, outcome) = waiting.removeValue(forKey: nextRecord) {
+            nextRecord += 1
+            // `record` may print a line to the terminal the bar is drawn on.
+            if clearsProgressFirst { progress.clear() }
+            do {
+                switch outcome {
+                case .done(let value):
+                    try record(picture, value)
+                    succeeded += 1
+                case .failed(let failure):
+                    try report(picture, failure)
+                    failed += 1
+                case .fatal(let failure):
+                    throw failure
+                }
+                progress.advance()
+            } catch {
+                self.error = error
+                stopped = true
+            }
+        }
     }
 }
 
@@ -130,59 +167,4 @@ public struct BatchRunner {
 struct Unchecked<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
-}
-
-/// A one-way switch shared between threads.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
-}
-
-/// Counts and the first fatal error of a run, written by the finish thread.
-final class Outcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var succeededCount = 0, failedCount = 0
-    private(set) var error: Error?
-    var stopped: Bool { lock.withLock { error != nil } }
-    var counts: (succeeded: Int, failed: Int) { lock.withLock { (succeededCount, failedCount) } }
-    func succeeded() { lock.withLock { succeededCount += 1 } }
-    func failed() { lock.withLock { failedCount += 1 } }
-    func fail(_ error: Error) { lock.withLock { if self.error == nil { self.error = error } } }
-}
-
-/// A first-in first-out hand-off holding at most `capacity` items: `put` waits while it is full,
-/// `take` while it is empty.
-final class OrderedQueue<Element>: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var items: [Element] = []
-    private let capacity: Int
-
-    init(capacity: Int) { self.capacity = max(1, capacity) }
-
-    func put(_ item: Element) {
-        condition.lock()
-        while items.count >= capacity { condition.wait() }
-        items.append(item)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func take() -> Element {
-        condition.lock()
-        while items.isEmpty { condition.wait() }
-        let item = items.removeFirst()
-        condition.broadcast()
-        condition.unlock()
-        return item
-    }
-
-    /// Drops what is waiting (when a run stops early), unblocking the producer.
-    func drain() {
-        condition.lock()
-        items.removeAll()
-        condition.broadcast()
-        condition.unlock()
-    }
 }

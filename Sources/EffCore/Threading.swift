@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Dispatch
 import Foundation
 import Synchronization
@@ -7,11 +8,21 @@ import Synchronization
 public enum Threading {
     private static let configured = Atomic<Int>(0)
 
-    /// Threads the kernels split work over (at least 1).
+    /// Threads the kernels split work over (at least 1): on a thread inside `withThreadLimit`,
+    /// at most that limit.
     public static var threadCount: Int {
         singleThreadedBLAS
         let value = configured.load(ordering: .relaxed)
-        return value > 0 ? value : defaultThreadCount
+        let all = value > 0 ? value : defaultThreadCount
+        return limit.map { min($0, all) } ?? all
+    }
+
+    @TaskLocal private static var limit: Int?
+
+    /// Runs `body` with the kernels it calls (on this thread) split over at most `count`
+    /// threads: several pictures processed at once each take a share of the cores.
+    public static func withThreadLimit<Result>(_ count: Int, _ body: () throws -> Result) rethrows -> Result {
+        try $limit.withValue(max(1, count), operation: body)
     }
 
     /// All the cores this process may use.
@@ -157,6 +168,21 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 }
 
 enum System {
-    /// Cores this process may run on (honours CPU affinity and container limits).
-    static var activeProcessorCount: Int { ProcessInfo.processInfo.activeProcessorCount }
+    /// Cores this process may run on: the CPU affinity mask (taskset, Slurm, cpusets), further
+    /// bounded by a cgroup v2 CPU quota (a container's or Kubernetes pod's CPU limit), rounded up.
+    static var activeProcessorCount: Int {
+        var count = ProcessInfo.processInfo.activeProcessorCount
+        let allowed = eff_affinity_cpu_count()
+        if allowed > 0 { count = min(count, allowed) }
+        if let quota = cgroupCPUQuota() { count = min(count, quota) }
+        return max(1, count)
+    }
+
+    /// `ceil(quota / period)` from /sys/fs/cgroup/cpu.max ("max 100000" means no limit).
+    static func cgroupCPUQuota(_ path: String = "/sys/fs/cgroup/cpu.max") -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        guard fields.count >= 2, let quota = Double(fields[0]), let period = Double(fields[1]), quota > 0, period > 0 else { return nil }
+        return max(1, Int((quota / period).rounded(.up)))
+    }
 }

@@ -58,17 +58,14 @@ struct ClassifyCommand: ParsableCommand {
         if let mean = try parseTriple(mean, "--mean") { classifier.preprocessing.mean = mean }
         if let std = try parseTriple(std, "--std") { classifier.preprocessing.std = std }
 
-        let output = run.json
-        try run.run(compute: { _, image in try classifier.classify(image, top: top) }, finish: { picture, predictions in
-            try output.add([
+        try run.run { picture, image in
+            let predictions = try classifier.classify(image, top: top)
+            return PictureRecord(json: [
                 "image": picture.path, "model": spec.name,
                 "predictions": predictions.map { ["class_index": $0.classIndex, "label": $0.label, "score": Double($0.score)] as [String: Any] },
-            ])
-            if !output.toStandardOutput {
-                print(picture.path)
-                for p in predictions { print(String(format: "  %6.3f  %@ (%d)", p.score, p.label, p.classIndex)) }
-            }
-        })
+            ], message: ([picture.path] + predictions.map { String(format: "  %6.3f  %@ (%d)", $0.score, $0.label, $0.classIndex) })
+                .joined(separator: "\n"))
+        }
     }
 
     private func defaultWeights(for name: String) throws -> String {

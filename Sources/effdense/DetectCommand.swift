@@ -75,11 +75,9 @@ struct DetectCommand: ParsableCommand {
         let postProcessing = PostProcessing(maxDetectionPoints: detectionConfig.maxDetectionPoints, maxDetections: maxDetections,
                                             iouThreshold: iouThreshold, scoreThreshold: scoreThreshold, softNMS: softNms)
         let text = noImages ? nil : try TextRenderer()
-        let output = run.json, explicitOutput = self.output
-        try run.run(compute: { _, image in
-            (image, try detector.detect(image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true })
-        }, finish: { picture, computed in
-            let (image, detections) = computed
+        let explicitOutput = self.output
+        try run.run { picture, image in
+            let detections = try detector.detect(image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true }
             var target: String?
             if let text {
                 var annotated = image
@@ -91,17 +89,14 @@ struct DetectCommand: ParsableCommand {
                 try ImageCodec.writePNG(annotated, to: path)
                 target = path
             }
-            try output.add([
+            return PictureRecord(json: [
                 "image": picture.path, "width": image.width, "height": image.height, "model": detectionConfig.name,
                 "detections": detections.map {
                     ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
                      "label": detector.label($0.classIndex)] as [String: Any]
                 },
-            ])
-            if !output.toStandardOutput {
-                print("\(picture.path): \(detections.count) detections" + (target.map { " → \($0)" } ?? ""))
-            }
-        })
+            ], message: "\(picture.path): \(detections.count) detections" + (target.map { " → \($0)" } ?? ""))
+        }
     }
 
     private func classFilter(_ names: [String]) throws -> Set<Int>? {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EffBatch
+import EffCore
 import EffImage
 import Foundation
 
@@ -20,15 +21,19 @@ struct BatchOptions: ParsableArguments {
     @Flag(help: "Skip pictures whose outputs already exist (and whose line is in --json FILE); keep the finished lines.")
     var resume = false
 
+    @Option(help: ArgumentHelp("Pictures worked on at once, each on its own thread from decoding to writing, the kernels' threads shared between them (default: threads, at most 4; 1: one picture at a time on all threads).", valueName: "N"))
+    var batchSize: Int?
+
     func validate() throws {
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, found \(batchSize)") }
         if images.isEmpty && inputList == nil { throw ValidationError("give at least one picture, folder or --input-list FILE") }
         if let shard { _ = try Shard(parsing: shard) }
     }
 }
 
 /// One run of a command over its pictures: collects the inputs, names the outputs, skips what
-/// `--resume` finds done, overlaps decoding and writing with the network (BatchRunner), writes a
-/// JSON line per picture as it finishes, reports broken pictures and ends with a summary line.
+/// `--resume` finds done, works on several pictures at once (BatchRunner), writes a JSON line
+/// per picture in input order, reports broken pictures and ends with a summary line.
 struct PictureRun {
     let options: BatchOptions
     let pictures: [InputPicture]
@@ -89,21 +94,31 @@ struct PictureRun {
         return target
     }
 
-    func run<Computed>(compute: (InputPicture, RGBImage) throws -> Computed,
-                       finish: @escaping (InputPicture, Computed) throws -> Void) throws {
+    /// Runs `process` (network, drawing, writing the picture's files) on each decoded picture,
+    /// several pictures at once (--batch-size), and records what it returns in input order: the
+    /// JSON line, then the message on standard output (unless the JSON goes there).
+    func run(_ process: @escaping (InputPicture, RGBImage) throws -> PictureRecord) throws {
         let single = isSinglePicture
         let json = self.json
         let finished = json.finishedImages
-        let summary = try BatchRunner().run(
-            pictures,
-            skip: { picture in
-                options.resume
-                    && (json.destination == nil || json.toStandardOutput || finished.contains(picture.path))
-                    && outputSuffixes.allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) }
+        let todo = pictures.filter { picture in
+            !(options.resume
+                && (json.destination == nil || json.toStandardOutput || finished.contains(picture.path))
+                && outputSuffixes.allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) })
+        }
+        let threads = Threading.threadCount
+        let atOnce = max(1, min(options.batchSize ?? min(threads, 4), todo.count))
+        let threadsEach = max(1, threads / atOnce)
+        let summary = try BatchRunner(concurrentPictures: atOnce).run(
+            todo, alreadyDone: pictures.count - todo.count,
+            process: { picture in
+                let image = try ImageCodec.decode(contentsOf: picture.path)
+                return try Threading.withThreadLimit(threadsEach) { try process(picture, image) }
             },
-            prepare: { try ImageCodec.decode(contentsOf: $0.path) },
-            compute: compute,
-            finish: finish,
+            record: { _, record in
+                try json.add(record.json)
+                if !json.toStandardOutput { print(record.message) }
+            },
             report: { picture, error in
                 if single { throw error }
                 FileHandle.standardError.write(Data("effdense: \(error)\n".utf8))
@@ -113,4 +128,11 @@ struct PictureRun {
         if summary.failed > 0 { throw PicturesFailed(summary: summary) }
         FileHandle.standardError.write(Data("effdense: \(summary)\n".utf8))
     }
+}
+
+/// What processing a picture leaves to record in input order: its JSON line and the message
+/// printed for it on standard output.
+struct PictureRecord {
+    var json: [String: Any]
+    var message: String
 }

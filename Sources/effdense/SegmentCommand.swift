@@ -98,9 +98,9 @@ struct SegmentCommand: ParsableCommand {
         segmenter.std = settings.std
         segmenter.longerSide = size
         let text = overlay == nil ? nil : try TextRenderer()
-        let output = run.json, explicitOutput = self.output, overlay = self.overlay
-        try run.run(compute: { _, image in (image, try segmenter.segment(image)) }, finish: { picture, computed in
-            let (image, mask) = computed
+        let explicitOutput = self.output, overlay = self.overlay
+        try run.run { picture, image in
+            let mask = try segmenter.segment(image)
             let target = try run.outputPath(picture, suffix: ".mask.png", explicit: explicitOutput)
             if let overlay, [target, picture.path].contains(where: { URL(fileURLWithPath: $0).standardizedFileURL == URL(fileURLWithPath: overlay).standardizedFileURL }) {
                 throw ImageError(.unwritable, overlay, "refusing to overwrite \(overlay == target ? "the mask" : "the input")")
@@ -112,18 +112,15 @@ struct SegmentCommand: ParsableCommand {
             if let overlay, let text {
                 try ImageCodec.writePNG(Self.overlay(image, mask: mask, present: present, segmenter: segmenter, text: text), to: overlay)
             }
-            try output.add([
+            let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
+            return PictureRecord(json: [
                 "image": picture.path, "width": image.width, "height": image.height, "mask": target,
                 "classes": present.map {
                     ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
                      "fraction": Double($0.pixels) / total] as [String: Any]
                 },
-            ])
-            if !output.toStandardOutput {
-                let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
-                print("\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
-            }
-        })
+            ], message: "\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
+        }
     }
 
     /// The class count of a checkpoint's segmentation head.

@@ -105,38 +105,65 @@ func makeTree(_ files: [String], contents: Data = Data([1, 2, 3])) throws -> URL
 @Suite struct BatchRunnerTests {
     struct Boom: Error {}
 
-    @Test func picturesFinishInOrderAndFailuresAreReported() throws {
+    /// Pictures finish out of order (random delays, several at once) and are recorded in order.
+    @Test(arguments: [1, 4])
+    func picturesAreRecordedInOrderAndFailuresReported(atOnce: Int) throws {
         let pictures = (0..<40).map { InputPicture(path: "\($0)", relativePath: "\($0)") }
         let log = LockedLog()
-        let summary = try BatchRunner(showProgress: false).run(
-            pictures,
-            skip: { $0.path == "5" },
-            prepare: { picture -> Int in
-                guard let n = Int(picture.path), n % 10 != 3 else { throw ImageError(.corrupt, picture.path, "bad") }
-                return n
-            },
-            compute: { picture, n -> Int in
+        var generator = SystemRandomNumberGenerator()
+        let delays = (0..<40).map { _ in UInt32.random(in: 0..<3000, using: &generator) }
+        let summary = try BatchRunner(concurrentPictures: atOnce, showProgress: false).run(
+            pictures.filter { $0.path != "5" }, alreadyDone: 1,
+            process: { picture -> Int in
+                let n = Int(picture.path) ?? -1
+                usleep(delays[n])
+                if n % 10 == 3 { throw ImageError(.corrupt, picture.path, "bad") }
                 if n == 17 { throw ImageError(.tooLarge, picture.path, "too big") }
                 return n * 2
             },
-            finish: { picture, doubled in log.append("\(picture.path)=\(doubled)") },
-            report: { picture, error in log.append("\(picture.path)!") })
+            record: { picture, doubled in log.append("\(picture.path)=\(doubled)") },
+            report: { picture, _ in log.append("\(picture.path)!") })
         #expect(summary.total == 40 && summary.skipped == 1 && summary.failed == 5 && summary.succeeded == 34)
         let expected = (0..<40).filter { $0 != 5 }.map { $0 % 10 == 3 || $0 == 17 ? "\($0)!" : "\($0)=\($0 * 2)" }
         #expect(log.entries == expected)
     }
 
-    @Test func anOtherErrorStopsTheRun() throws {
+    @Test func severalPicturesAreWorkedOnAtOnce() throws {
+        let pictures = (0..<16).map { InputPicture(path: "\($0)", relativePath: "\($0)") }
+        let inFlight = LockedCounter()
+        _ = try BatchRunner(concurrentPictures: 4, showProgress: false).run(
+            pictures,
+            process: { _ in inFlight.enter(); usleep(20_000); inFlight.leave() },
+            record: { _, _ in }, report: { _, _ in })
+        #expect(inFlight.maximum == 4)
+    }
+
+    /// Pictures before the failing one are all recorded, none after it.
+    @Test(arguments: [1, 3])
+    func anOtherErrorStopsTheRun(atOnce: Int) throws {
         let pictures = (0..<100).map { InputPicture(path: "\($0)", relativePath: "\($0)") }
         let log = LockedLog()
         #expect(throws: Boom.self) {
-            _ = try BatchRunner(showProgress: false).run(
-                pictures, prepare: { Int($0.path) ?? 0 },
-                compute: { _, n -> Int in if n == 10 { throw Boom() }; return n },
-                finish: { picture, _ in log.append(picture.path) }, report: { _, _ in })
+            _ = try BatchRunner(concurrentPictures: atOnce, showProgress: false).run(
+                pictures,
+                process: { picture -> Int in
+                    let n = Int(picture.path) ?? 0
+                    if n == 10 { throw Boom() }
+                    if n == 9 { usleep(50_000) }
+                    return n
+                },
+                record: { picture, _ in log.append(picture.path) }, report: { _, _ in })
         }
         #expect(log.entries == (0..<10).map(String.init))
     }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = 0, peak = 0
+    var maximum: Int { lock.withLock { peak } }
+    func enter() { lock.withLock { current += 1; peak = max(peak, current) } }
+    func leave() { lock.withLock { current -= 1 } }
 }
 
 final class LockedLog: @unchecked Sendable {

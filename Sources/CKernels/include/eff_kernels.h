@@ -36,4 +36,6 @@ void eff_resize_bilinear(const float *input, long h, long w, long c, float *out,
 
 /* Mean over `pixels` pixels of each of `channels` channels, summed in double. */
 void eff_global_average_pool(const float *input, long pixels, long channels, float *out);
+/* CPUs in this process's affinity mask (taskset, cpusets), 0 when unknown. */
+long eff_affinity_cpu_count(void);
 #endif
