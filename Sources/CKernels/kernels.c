@@ -5,6 +5,9 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -378,10 +381,127 @@ void eff_global_average_pool(const float *input, long pixels, long channels, flo
     }
 }
 
+void eff_keep_freed_memory(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 long eff_affinity_cpu_count(void) {
 #if defined(__linux__)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
 #endif
     return 0;
+}
+
+/* ---- GEMM with pre-packed weights and the epilogue fused ----
+   C[m x n] = A[m x k] (rows lda apart) * B[k x n], B packed once (eff_gemm_pack_b) into panels of
+   16 columns, each [k][16] contiguous, zero-padded to a multiple of 32 columns. One micro-kernel
+   body (GCC vector extensions, 16 lanes) is compiled per instruction set with its own register
+   block: AVX-512 12 rows x 32 columns (24 zmm accumulators), AVX2 6 x 16 (12 ymm), portable
+   2 x 16. Each block of C gets bias, activation and residual while it is still in L1. */
+
+typedef float eff_v16 __attribute__((vector_size(64)));
+#define EFF_SPLAT16(x) ((eff_v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x})
+#define EFF_UNROLL _Pragma("clang loop unroll(full)")
+
+long eff_gemm_packed_size(long k, long n) { return k * ((n + 31) / 32 * 32); }
+
+void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
+    long panels = (n + 31) / 32 * 2;
+    for (long q = 0; q < panels; q++) {
+        float *dst = packed + q * k * 16;
+        for (long p = 0; p < k; p++) {
+            for (long j = 0; j < 16; j++) {
+                long col = q * 16 + j;
+                dst[p * 16 + j] = col < n ? b[p * n + col] : 0.0f;
+            }
+        }
+    }
+}
+
+/* acc[MR][NV] = A rows (a, lda) x panels b (NV panels, panel_stride apart), stored to c (ldc). */
+#define EFF_GEMM_MICRO(NAME, ATTR, MR, NV)                                                                     \
+    static inline ATTR __attribute__((always_inline)) void NAME(const float *restrict a, long lda, long k,     \
+                                                                const float *restrict b, long panel_stride,    \
+                                                                float *restrict c, long ldc) {                 \
+        eff_v16 acc[MR][NV];                                                                                   \
+        EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
+            EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] = EFF_SPLAT16(0.0f);                             \
+        for (long p = 0; p < k; p++) {                                                                         \
+            eff_v16 bv[NV];                                                                                    \
+            EFF_UNROLL for (int j = 0; j < NV; j++) __builtin_memcpy(&bv[j], b + j * panel_stride + p * 16, 64); \
+            EFF_UNROLL for (int i = 0; i < MR; i++) {                                                          \
+                eff_v16 av = EFF_SPLAT16(a[i * lda + p]);                                                      \
+                EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];                               \
+            }                                                                                                  \
+        }                                                                                                      \
+        EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
+            EFF_UNROLL for (int j = 0; j < NV; j++) __builtin_memcpy(c + i * ldc + j * 16, &acc[i][j], 64);    \
+    }
+
+/* The driver: column blocks of 16*NV, rows in blocks of MR (the remainder in smaller blocks);
+   full blocks are written in place, partial column blocks through a scratch tile. */
+#define EFF_GEMM_DRIVER(NAME, ATTR, MR, NV, ROW_EPILOGUE)                                                      \
+    EFF_GEMM_MICRO(NAME##_mr, ATTR, MR, NV)                                                                    \
+    EFF_GEMM_MICRO(NAME##_4, ATTR, 4, NV)                                                                      \
+    EFF_GEMM_MICRO(NAME##_1, ATTR, 1, NV)                                                                      \
+    static ATTR void NAME(const float *a, long lda, long m, long k, const float *packed, long n, float *c,      \
+                          long ldc, const float *bias, int activation, const float *residual, long ldr) {      \
+        const long width = 16 * NV;                                                                            \
+        float scratch[MR * 16 * NV];                                                                           \
+        for (long j0 = 0; j0 < n; j0 += width) {                                                               \
+            const float *b = packed + (j0 / 16) * k * 16;                                                      \
+            long cols = n - j0 < width ? n - j0 : width;                                                       \
+            for (long i0 = 0; i0 < m;) {                                                                       \
+                long rows = m - i0 >= MR ? MR : (m - i0 >= 4 && MR > 4 ? 4 : 1);                               \
+                float *target = cols == width ? c + i0 * ldc + j0 : scratch;                                   \
+                long ld = cols == width ? ldc : width;                                                         \
+                if (rows == MR) NAME##_mr(a + i0 * lda, lda, k, b, k * 16, target, ld);                        \
+                else if (rows == 4) NAME##_4(a + i0 * lda, lda, k, b, k * 16, target, ld);                     \
+                else NAME##_1(a + i0 * lda, lda, k, b, k * 16, target, ld);                                    \
+                for (long i = 0; i < rows; i++) {                                                              \
+                    float *row = c + (i0 + i) * ldc + j0;                                                      \
+                    if (target == scratch) memcpy(row, scratch + i * width, cols * sizeof(float));             \
+                    ROW_EPILOGUE(row, cols, bias ? bias + j0 : 0, activation,                                  \
+                                 residual ? residual + (i0 + i) * ldr + j0 : 0);                               \
+                }                                                                                              \
+                i0 += rows;                                                                                    \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+EFF_GEMM_DRIVER(gemm_portable, , 2, 1, epilogue_row)
+
+#if defined(__x86_64__)
+#define EFF_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2)
+EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx2)
+
+int eff_kernels_use_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = eff_kernels_use_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    }
+    return cached;
+}
+#else
+int eff_kernels_use_avx512(void) { return 0; }
+#endif
+
+void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
+                         long ldc, const float *bias, int activation, const float *residual, long ldr) {
+#if defined(__x86_64__)
+    if (isa >= 2 && eff_kernels_use_avx512()) { gemm_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr); return; }
+    if (isa >= 1 && eff_kernels_use_avx2()) { gemm_avx2(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr); return; }
+#endif
+    gemm_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+}
+
+void eff_gemm_packed(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,
+                     const float *bias, int activation, const float *residual, long ldr) {
+    eff_gemm_packed_isa(2, a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
 }

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,6 +18,17 @@ public struct TensorError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String { "\(operation): \(problem)" }
+}
+
+/// How the process's allocator treats tensor memory.
+public enum TensorMemory {
+    /// Keeps freed tensor memory in the process for the next forward pass (glibc: large blocks
+    /// come from the heap instead of a fresh `mmap` each, and the heap is not trimmed), so a
+    /// pass after the first reuses warm pages instead of faulting in new zeroed ones. Blocks
+    /// over 256 MB are still mapped and returned. For programs that run many forward passes.
+    public static func keepFreedMemory() {
+        eff_keep_freed_memory()
+    }
 }
 
 /// 64-byte aligned Float32 storage shared by tensors (copy-on-write through `Tensor`).

@@ -33,5 +33,8 @@ struct RuntimeOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
     }
 
-    func apply() { Threading.setThreadCount(threads) }
+    func apply() {
+        Threading.setThreadCount(threads)
+        TensorMemory.keepFreedMemory()
+    }
 }

@@ -36,6 +36,28 @@ void eff_resize_bilinear(const float *input, long h, long w, long c, float *out,
 
 /* Mean over `pixels` pixels of each of `channels` channels, summed in double. */
 void eff_global_average_pool(const float *input, long pixels, long channels, float *out);
+/* Floats eff_gemm_pack_b writes for a k x n matrix (n rounded up to a multiple of 32). */
+long eff_gemm_packed_size(long k, long n);
+
+/* Packs row-major b [k x n] for eff_gemm_packed: panels of 16 columns, zero-padded. */
+void eff_gemm_pack_b(const float *b, long k, long n, float *packed);
+
+/* c[m x n] (rows ldc apart) = act(a[m x k] (rows lda apart) * B + bias) + residual (rows ldr
+   apart), B packed by eff_gemm_pack_b; bias and residual may be NULL. */
+void eff_gemm_packed(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,
+                     const float *bias, int activation, const float *residual, long ldr);
+
+/* The same with the instruction set capped (0 portable, 1 AVX2, 2 AVX-512), for the tests. */
+void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
+                         long ldc, const float *bias, int activation, const float *residual, long ldr);
+
+/* Whether the AVX-512 versions are in use. */
+int eff_kernels_use_avx512(void);
+
+/* glibc: blocks up to 256 MB from the heap (not a fresh mmap each) and no heap trimming, so
+   freed tensor memory is reused warm by the next forward pass. */
+void eff_keep_freed_memory(void);
+
 /* CPUs in this process's affinity mask (taskset, cpusets), 0 when unknown. */
 long eff_affinity_cpu_count(void);
 #endif
