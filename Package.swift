@@ -48,7 +48,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "EffCoreTests", dependencies: ["EffCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EffCoreTests", dependencies: ["EffCore", "CKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffCore", "EffImage", "EffWeights", "EffDense"]),

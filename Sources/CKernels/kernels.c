@@ -131,7 +131,11 @@ static inline EFF_AVX2 void epilogue_row_avx2(float *row, long channels, const f
     for (; c + 8 <= channels; c += 8) {
         __m256 v = _mm256_loadu_ps(row + c);
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
-        __m256 gate = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        // 1 / (1 + exp(-v)): the 12-bit reciprocal estimate refined by one Newton step (about
+        // 23 bits; a division would take most of the epilogue's time).
+        __m256 d = _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+        __m256 gate = _mm256_rcp_ps(d);
+        gate = _mm256_mul_ps(gate, _mm256_fnmadd_ps(d, gate, _mm256_set1_ps(2.0f)));
         v = activation == EFF_ACT_SILU ? _mm256_mul_ps(v, gate) : gate;
         if (residual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + c));
         _mm256_storeu_ps(row + c, v);
@@ -139,7 +143,77 @@ static inline EFF_AVX2 void epilogue_row_avx2(float *row, long channels, const f
     if (c < channels) epilogue_row(row + c, channels - c, bias ? bias + c : 0, activation, residual ? residual + c : 0);
 }
 
+#define EFF_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+
+int eff_kernels_use_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = eff_kernels_use_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    }
+    return cached;
+}
+
+/* exp_avx2 on 16 lanes (2^n applied with scalef). */
+static inline EFF_AVX512 __m512 exp_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+/* 1 / (1 + exp(-v)), the 14-bit reciprocal estimate refined by one Newton step. */
+static inline EFF_AVX512 __m512 sigmoid_avx512(__m512 v) {
+    __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), v)));
+    __m512 g = _mm512_rcp14_ps(d);
+    return _mm512_mul_ps(g, _mm512_fnmadd_ps(d, g, _mm512_set1_ps(2.0f)));
+}
+
+/* The epilogue on a row, 16 lanes at a time, the tail masked; one loop per activation. */
+#define EFF_EPILOGUE_LOOP_512(ACTIVATE)                                                                        \
+    for (long c = 0; c < channels; c += 16) {                                                                  \
+        __mmask16 m = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);        \
+        __m512 v = _mm512_maskz_loadu_ps(m, row + c);                                                          \
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));                                    \
+        v = ACTIVATE;                                                                                          \
+        if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, residual + c));                            \
+        _mm512_mask_storeu_ps(row + c, m, v);                                                                  \
+    }
+static inline EFF_AVX512 void epilogue_row_avx512(float *row, long channels, const float *bias, int activation,
+                                                  const float *residual) {
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    switch (activation) {
+    case EFF_ACT_SILU: EFF_EPILOGUE_LOOP_512(_mm512_mul_ps(v, sigmoid_avx512(v))) break;
+    case EFF_ACT_SIGMOID: EFF_EPILOGUE_LOOP_512(sigmoid_avx512(v)) break;
+    case EFF_ACT_RELU: EFF_EPILOGUE_LOOP_512(_mm512_max_ps(v, zero)) break;
+    case EFF_ACT_RELU6: EFF_EPILOGUE_LOOP_512(_mm512_min_ps(_mm512_max_ps(v, zero), six)) break;
+    default:
+        if (bias || residual) { EFF_EPILOGUE_LOOP_512(v) }
+        break;
+    }
+}
+
+static EFF_AVX512 void epilogue_avx512(float *out, long rows, long channels, const float *bias, int activation,
+                                       const float *residual) {
+    for (long r = 0; r < rows; r++) {
+        epilogue_row_avx512(out + r * channels, channels, bias, activation, residual ? residual + r * channels : 0);
+    }
+}
+
 static EFF_AVX2 void epilogue_avx2(float *out, long rows, long channels, const float *bias, int activation, const float *residual) {
+    if (eff_kernels_use_avx512()) {
+        epilogue_avx512(out, rows, channels, bias, activation, residual);
+        return;
+    }
     for (long r = 0; r < rows; r++) {
         epilogue_row_avx2(out + r * channels, channels, bias, activation, residual ? residual + r * channels : 0);
     }
@@ -288,6 +362,7 @@ int eff_kernels_use_avx2(void) {
 }
 #else
 int eff_kernels_use_avx2(void) { return 0; }
+int eff_kernels_use_avx512(void) { return 0; }
 #endif
 
 void eff_epilogue(float *out, long rows, long channels, const float *bias, int activation, const float *residual) {
@@ -476,20 +551,8 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
 EFF_GEMM_DRIVER(gemm_portable, , 2, 1, epilogue_row)
 
 #if defined(__x86_64__)
-#define EFF_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2)
-EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx2)
-
-int eff_kernels_use_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = eff_kernels_use_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-    }
-    return cached;
-}
-#else
-int eff_kernels_use_avx512(void) { return 0; }
+EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512)
 #endif
 
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,

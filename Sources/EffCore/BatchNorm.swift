@@ -37,15 +37,17 @@ public struct BatchNorm: Sendable {
     }
 }
 
-/// Folds `batchNorm` into weights whose output channel is the last (fastest) axis and into `bias`.
-func foldBatchNorm(_ batchNorm: BatchNorm, weight: inout Tensor, bias: inout Tensor, operation: String) throws {
+/// Folds `batchNorm` into `weight` and `bias`: element i of `weight` belongs to output channel
+/// `outputChannel(i)` (default: the last, fastest axis).
+func foldBatchNorm(_ batchNorm: BatchNorm, weight: inout Tensor, bias: inout Tensor, operation: String,
+                   outputChannel: ((Int) -> Int)? = nil) throws {
     let channels = bias.count
     guard batchNorm.channels == channels else {
         throw TensorError(operation, "batch norm has \(batchNorm.channels) channels, the layer has \(channels) outputs")
     }
     let (scale, shift) = batchNorm.scaleAndShift
     weight.withUnsafeMutableBufferPointer { w in
-        for i in 0..<w.count { w[i] *= scale[i % channels] }
+        for i in 0..<w.count { w[i] *= scale[outputChannel?(i) ?? i % channels] }
     }
     bias.withUnsafeMutableBufferPointer { b in
         for c in 0..<channels { b[c] = b[c] * scale[c] + shift[c] }

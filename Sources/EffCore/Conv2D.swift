@@ -1,9 +1,10 @@
-import CBLAS
+import CKernels
 
-/// A 2-D convolution with groups = 1, NHWC, computed as one OpenBLAS sgemm: a 1x1 convolution
-/// with stride 1 multiplies the input directly ([N·H·W × Cin] · [Cin × Cout]); any other kernel
-/// goes through an im2col matrix first. Bias, activation and an optional residual are fused
-/// into the epilogue.
+/// A 2-D convolution with groups = 1, NHWC, computed as one GEMM with weights packed at load
+/// (`eff_gemm_packed`): a 1x1 convolution with stride 1 multiplies the input directly
+/// ([N·H·W × Cin] · [Cin × Cout]); any other kernel goes through an im2col matrix first. Bias,
+/// activation and an optional residual are applied to each block of the output while it is in
+/// cache.
 public struct Conv2D: Sendable {
     public let inChannels: Int
     public let outChannels: Int
@@ -12,7 +13,8 @@ public struct Conv2D: Sendable {
     public let dilation: Int
     public var padding: PaddingMode
     public var activation: Activation
-    /// Weights packed as [kernel · kernel · inChannels, outChannels] (HWIO).
+    /// The [kernel · kernel · inChannels, outChannels] (HWIO) weight matrix packed for the GEMM
+    /// kernel: panels of 16 output channels, each [k·k·Cin][16], zero-padded to a multiple of 32.
     public private(set) var packedWeight: Tensor
     /// One bias per output channel (zeros when the layer has none).
     public private(set) var bias: Tensor
@@ -31,22 +33,33 @@ public struct Conv2D: Sendable {
         outChannels = o; inChannels = i; kernelSize = k
         self.stride = stride; self.dilation = dilation
         self.padding = padding; self.activation = activation
-        var packed = Tensor(uninitialized: [k * k * i, o])
+        var matrix = [Float](repeating: 0, count: k * k * i * o)
         weight.withUnsafeBufferPointer { src in
-            packed.withUnsafeMutableBufferPointer { dst in
-                for oc in 0..<o { for ic in 0..<i { for ky in 0..<k { for kx in 0..<k {
-                    dst[((ky * k + kx) * i + ic) * o + oc] = src[((oc * i + ic) * k + ky) * k + kx]
-                } } } }
-            }
+            for oc in 0..<o { for ic in 0..<i { for ky in 0..<k { for kx in 0..<k {
+                matrix[((ky * k + kx) * i + ic) * o + oc] = src[((oc * i + ic) * k + ky) * k + kx]
+            } } } }
+        }
+        var packed = Tensor(zeros: [eff_gemm_packed_size(k * k * i, o)])
+        packed.withUnsafeMutableBufferPointer { dst in
+            guard let base = dst.baseAddress else { return }
+            eff_gemm_pack_b(matrix, k * k * i, o, base)
         }
         packedWeight = packed
         self.bias = bias ?? Tensor(zeros: [o])
     }
 
+    /// The output channel of element `index` of `packedWeight` (padding reads as the last one:
+    /// it is zero, so scaling it changes nothing).
+    private func outputChannel(ofPacked index: Int) -> Int {
+        let depth = kernelSize * kernelSize * inChannels
+        return min(index / (depth * 16) * 16 + index % 16, outChannels - 1)
+    }
+
     /// This layer with `batchNorm` folded into its weights and bias.
     public func folding(_ batchNorm: BatchNorm) throws -> Conv2D {
         var folded = self
-        try foldBatchNorm(batchNorm, weight: &folded.packedWeight, bias: &folded.bias, operation: "Conv2D")
+        try foldBatchNorm(batchNorm, weight: &folded.packedWeight, bias: &folded.bias, operation: "Conv2D",
+                          outputChannel: outputChannel(ofPacked:))
         return folded
     }
 
@@ -69,12 +82,13 @@ public struct Conv2D: Sendable {
             return try self(scaleChannels(input, by: inputScale), residual: residual)
         }
         var scaled = self
-        let k2 = kernelSize * kernelSize
+        let depth = kernelSize * kernelSize * inChannels
         inputScale.withUnsafeBufferPointer { g in
             scaled.packedWeight.withUnsafeMutableBufferPointer { w in
-                for tap in 0..<k2 { for ci in 0..<inChannels {
-                    let row = (tap * inChannels + ci) * outChannels
-                    for co in 0..<outChannels { w[row + co] *= g[ci] }
+                // Row p of every panel holds input channel p % inChannels.
+                for panel in 0..<(w.count / (depth * 16)) { for p in 0..<depth {
+                    let row = (panel * depth + p) * 16, gate = g[p % inChannels]
+                    for j in 0..<16 { w[row + j] *= gate }
                 } }
             }
         }
@@ -126,10 +140,8 @@ public struct Conv2D: Sendable {
                                         }
                                         a = columns.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) }
                                     }
-                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(outChannels), Int32(depth),
-                                                1, a, Int32(depth), weights, Int32(outChannels), 0, out + r0 * outChannels, Int32(outChannels))
-                                    applyEpilogue(out + r0 * outChannels, rows: count, channels: outChannels, bias: p.value.2,
-                                                  activation: activation, residual: p.value.3.map { $0 + r0 * outChannels })
+                                    eff_gemm_packed(a, depth, count, depth, weights, outChannels, out + r0 * outChannels, outChannels,
+                                                    p.value.2, activation.kernelCode, p.value.3.map { $0 + r0 * outChannels }, outChannels)
                                 }
                                 withExtendedLifetime(columns) {}
                             }
@@ -141,26 +153,23 @@ public struct Conv2D: Sendable {
         return output
     }
 
-    /// A 1x1 convolution over few rows: each thread computes a block of output channels
-    /// (C[:, n0..<n1] = A · B[:, n0..<n1]), then the epilogue runs over the rows.
+    /// A 1x1 convolution over few rows: each thread computes blocks of 32 output channels
+    /// (C[:, n0..<n1] = A · B[:, n0..<n1]) with their epilogue.
     private func pointwiseSplittingChannels(_ input: Tensor, rows: Int, into output: Tensor, residual: Tensor?) throws -> Tensor {
         var output = output
-        let blocks = (outChannels + 15) / 16
+        let blocks = (outChannels + 31) / 32
         input.withUnsafeBufferPointer { a in
             packedWeight.withUnsafeBufferPointer { b in
                 bias.withUnsafeBufferPointer { bias in
                     residual.withUnsafeElementPointer { res in
                         output.withUnsafeMutableBufferPointer { out in
-                            let p = UncheckedSendable((a.baseAddress, b.baseAddress, out.baseAddress))
+                            let p = UncheckedSendable((a.baseAddress, b.baseAddress, out.baseAddress, bias.baseAddress, res))
                             Threading.parallelFor(blocks) { range in
                                 guard let a = p.value.0, let b = p.value.1, let out = p.value.2 else { return }
-                                let n0 = range.lowerBound * 16, n1 = min(outChannels, range.upperBound * 16)
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n1 - n0), Int32(inChannels),
-                                            1, a, Int32(inChannels), b + n0, Int32(outChannels), 0, out + n0, Int32(outChannels))
+                                let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
+                                eff_gemm_packed(a, inChannels, rows, inChannels, b + n0 * inChannels, n1 - n0, out + n0, outChannels,
+                                                p.value.3.map { $0 + n0 }, activation.kernelCode, p.value.4.map { $0 + n0 }, outChannels)
                             }
-                            guard let base = out.baseAddress else { return }
-                            applyEpilogueParallel(base, pixels: rows, channels: outChannels, bias: bias.baseAddress,
-                                                  activation: activation, residual: res)
                         }
                     }
                 }
