@@ -97,6 +97,43 @@ static inline __attribute__((always_inline)) void weighted_sum_body(float *restr
     }
 }
 
+/* Max or average pooling of output rows [row_begin, row_end) (row = image * oh + y), NHWC:
+   each output pixel accumulates its window's pixels over all channels at once. The average
+   divides by the window's size within the padded input (count_include_pad) or by its real
+   pixels. Windows are clipped to the padded input as PyTorch does. */
+static inline __attribute__((always_inline)) void pool_body(
+    const float *restrict input, long h, long w, long c, long k, long stride, long pad_top, long pad_left,
+    long pad_bottom, long pad_right, long oh, long ow, float *restrict out, long row_begin, long row_end, int is_max,
+    int count_include_pad) {
+    for (long row = row_begin; row < row_end; row++) {
+        long b = row / oh, oy = row % oh;
+        long y0 = oy * stride - pad_top, y_end = y0 + k < h + pad_bottom ? y0 + k : h + pad_bottom;
+        long ya = y0 > 0 ? y0 : 0, yb = y_end < h ? y_end : h;
+        const float *image = input + b * h * w * c;
+        for (long ox = 0; ox < ow; ox++) {
+            long x0 = ox * stride - pad_left, x_end = x0 + k < w + pad_right ? x0 + k : w + pad_right;
+            long xa = x0 > 0 ? x0 : 0, xb = x_end < w ? x_end : w;
+            float *restrict o = out + (row * ow + ox) * c;
+            for (long ch = 0; ch < c; ch++) o[ch] = is_max ? -__builtin_inff() : 0.0f;
+            for (long y = ya; y < yb; y++) {
+                for (long x = xa; x < xb; x++) {
+                    const float *restrict px = image + (y * w + x) * c;
+                    if (is_max) {
+                        for (long ch = 0; ch < c; ch++) o[ch] = px[ch] >= o[ch] ? px[ch] : o[ch];
+                    } else {
+                        for (long ch = 0; ch < c; ch++) o[ch] += px[ch];
+                    }
+                }
+            }
+            if (!is_max) {
+                long count = count_include_pad ? (y_end - y0) * (x_end - x0) : (yb - ya) * (xb - xa);
+                float divisor = (float)count;
+                for (long ch = 0; ch < c; ch++) o[ch] /= divisor;
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #define EFF_AVX2 __attribute__((target("avx2,fma")))
 /* eff_expf on 8 lanes (the same Cephes polynomial; n rounded to nearest even instead of away
@@ -349,6 +386,12 @@ static EFF_AVX2 void depthwise_avx2(const float *input, long h, long w, long c, 
     depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
                    activation, residual);
 }
+static EFF_AVX2 void pool_avx2(const float *input, long h, long w, long c, long k, long stride, long pad_top,
+                               long pad_left, long pad_bottom, long pad_right, long oh, long ow, float *out, long row_begin,
+                               long row_end, int is_max, int count_include_pad) {
+    pool_body(input, h, w, c, k, stride, pad_top, pad_left, pad_bottom, pad_right, oh, ow, out, row_begin, row_end, is_max,
+              count_include_pad);
+}
 static EFF_AVX2 void weighted_sum_avx2(float *out, const float *const *inputs, const float *weights, long terms, long count) {
     weighted_sum_body(out, inputs, weights, terms, count);
 }
@@ -384,6 +427,20 @@ void eff_depthwise(const float *input, long h, long w, long c, const float *weig
 #endif
     depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
                    activation, residual);
+}
+
+void eff_pool2d(const float *input, long h, long w, long c, long k, long stride, long pad_top, long pad_left,
+                long pad_bottom, long pad_right, long oh, long ow, float *out, long row_begin, long row_end, int is_max,
+                int count_include_pad) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx2()) {
+        pool_avx2(input, h, w, c, k, stride, pad_top, pad_left, pad_bottom, pad_right, oh, ow, out, row_begin, row_end, is_max,
+                  count_include_pad);
+        return;
+    }
+#endif
+    pool_body(input, h, w, c, k, stride, pad_top, pad_left, pad_bottom, pad_right, oh, ow, out, row_begin, row_end, is_max,
+              count_include_pad);
 }
 
 void eff_weighted_sum(float *out, const float *const *inputs, const float *weights, long terms, long count) {

@@ -3,11 +3,7 @@ import CKernels
 /// Max pooling over k x k windows. Padding counts as -infinity (TF "SAME" max-pool and
 /// PyTorch's implicit padding both behave so), i.e. only real pixels compete.
 public func maxPool2D(_ input: Tensor, kernel: Int, stride: Int, padding: PaddingMode = .valid) throws -> Tensor {
-    try pool2D(input, kernel: kernel, stride: stride, padding: padding, operation: "maxPool2D") { window in
-        var best = -Float.infinity
-        window.forEach { best = max(best, $0) }
-        return best
-    }
+    try pool2D(input, kernel: kernel, stride: stride, padding: padding, operation: "maxPool2D", isMax: true, countIncludePad: false)
 }
 
 /// Average pooling over k x k windows. With `countIncludePad` (PyTorch's default) the divisor
@@ -15,12 +11,8 @@ public func maxPool2D(_ input: Tensor, kernel: Int, stride: Int, padding: Paddin
 /// "SAME" average pool).
 public func avgPool2D(_ input: Tensor, kernel: Int, stride: Int, padding: PaddingMode = .valid,
                       countIncludePad: Bool = true) throws -> Tensor {
-    try pool2D(input, kernel: kernel, stride: stride, padding: padding, operation: "avgPool2D") { window in
-        var sum: Float = 0
-        window.forEach { sum += $0 }
-        let divisor = countIncludePad ? window.paddedCount : window.validCount
-        return sum / Float(divisor)
-    }
+    try pool2D(input, kernel: kernel, stride: stride, padding: padding, operation: "avgPool2D", isMax: false,
+               countIncludePad: countIncludePad)
 }
 
 /// The mean of each channel over all pixels: [N, H, W, C] → [N, 1, 1, C].
@@ -37,23 +29,9 @@ public func globalAveragePool(_ input: Tensor) throws -> Tensor {
     return output
 }
 
-/// The pixels one pooling window covers, for one channel.
-struct PoolWindow {
-    let base: UnsafePointer<Float>
-    let rowStride: Int, pixelStride: Int
-    let rows: Range<Int>, columns: Range<Int>
-    /// Pixels in the window clipped to the padded input (PyTorch's count_include_pad divisor).
-    let paddedCount: Int
-    var validCount: Int { rows.count * columns.count }
-
-    @inline(__always)
-    func forEach(_ body: (Float) -> Void) {
-        for y in rows { for x in columns { body(base[y * rowStride + x * pixelStride]) } }
-    }
-}
-
+/// Pools each output row in parallel with the C kernel (`eff_pool2d`).
 private func pool2D(_ input: Tensor, kernel: Int, stride: Int, padding: PaddingMode, operation: String,
-                    reduce: @escaping (PoolWindow) -> Float) throws -> Tensor {
+                    isMax: Bool, countIncludePad: Bool) throws -> Tensor {
     let (n, h, w, c) = try input.requireNHWC(operation)
     let pad = Padding(padding, height: h, width: w, kernel: kernel, stride: stride)
     let oh = try windowOutputSize(operation, input: h, before: pad.top, after: pad.bottom, kernel: kernel, stride: stride, dilation: 1)
@@ -61,26 +39,11 @@ private func pool2D(_ input: Tensor, kernel: Int, stride: Int, padding: PaddingM
     var output = Tensor(uninitialized: [n, oh, ow, c])
     input.withUnsafeBufferPointer { src in
         output.withUnsafeMutableBufferPointer { out in
-            let p = UncheckedSendable((src.baseAddress, out.baseAddress, reduce))
-            Threading.parallelFor(n * oh) { range in
+            let p = UncheckedSendable((src.baseAddress, out.baseAddress))
+            Threading.parallelFor(n * oh, minimumPerThread: max(1, 4096 / max(1, ow * c))) { range in
                 guard let src = p.value.0, let out = p.value.1 else { return }
-                for rowIndex in range {
-                    let b = rowIndex / oh, oy = rowIndex % oh
-                    let y0 = oy * stride - pad.top
-                    let yEnd = min(y0 + kernel, h + pad.bottom)
-                    for ox in 0..<ow {
-                        let x0 = ox * stride - pad.left
-                        let xEnd = min(x0 + kernel, w + pad.right)
-                        let paddedCount = (yEnd - y0) * (xEnd - x0)
-                        let rows = max(y0, 0)..<min(yEnd, h), columns = max(x0, 0)..<min(xEnd, w)
-                        let outPixel = out + (rowIndex * ow + ox) * c
-                        for ch in 0..<c {
-                            let window = PoolWindow(base: src + b * h * w * c + ch, rowStride: w * c, pixelStride: c,
-                                                    rows: rows, columns: columns, paddedCount: paddedCount)
-                            outPixel[ch] = p.value.2(window)
-                        }
-                    }
-                }
+                eff_pool2d(src, h, w, c, kernel, stride, pad.top, pad.left, pad.bottom, pad.right, oh, ow, out,
+                           range.lowerBound, range.upperBound, isMax ? 1 : 0, countIncludePad ? 1 : 0)
             }
         }
     }

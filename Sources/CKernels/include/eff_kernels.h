@@ -21,6 +21,14 @@ void eff_depthwise(const float *input, long h, long w, long c, const float *weig
                    long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
                    long row_begin, long row_end, const float *bias, int activation, const float *residual);
 
+/* Max (is_max) or average pooling, k x k windows, of output rows [row_begin, row_end) of n*oh
+   (row = image * oh + y): input [n, h, w, c], out [n, oh, ow, c]. Windows are clipped to the
+   padded input; the average divides by that clipped size (count_include_pad) or by the real
+   pixels in the window. */
+void eff_pool2d(const float *input, long h, long w, long c, long k, long stride, long pad_top, long pad_left,
+                long pad_bottom, long pad_right, long oh, long ow, float *out, long row_begin, long row_end, int is_max,
+                int count_include_pad);
+
 /* out[i] = sum_t weights[t] * inputs[t][i] for i < count. */
 void eff_weighted_sum(float *out, const float *const *inputs, const float *weights, long terms, long count);
 
