@@ -215,15 +215,26 @@ static inline EFF_AVX512 __m512 sigmoid_avx512(__m512 v) {
     return _mm512_mul_ps(g, _mm512_fnmadd_ps(d, g, _mm512_set1_ps(2.0f)));
 }
 
-/* The epilogue on a row, 16 lanes at a time, the tail masked; one loop per activation. */
+/* The epilogue on a row, 16 lanes at a time, then the tail with masked loads and stores (only
+   there: masked stores are slow on some CPUs); one loop per activation. */
 #define EFF_EPILOGUE_LOOP_512(ACTIVATE)                                                                        \
-    for (long c = 0; c < channels; c += 16) {                                                                  \
-        __mmask16 m = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);        \
-        __m512 v = _mm512_maskz_loadu_ps(m, row + c);                                                          \
-        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));                                    \
-        v = ACTIVATE;                                                                                          \
-        if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, residual + c));                            \
-        _mm512_mask_storeu_ps(row + c, m, v);                                                                  \
+    {                                                                                                          \
+        long c = 0;                                                                                            \
+        for (; c + 16 <= channels; c += 16) {                                                                  \
+            __m512 v = _mm512_loadu_ps(row + c);                                                               \
+            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + c));                                         \
+            v = ACTIVATE;                                                                                      \
+            if (residual) v = _mm512_add_ps(v, _mm512_loadu_ps(residual + c));                                 \
+            _mm512_storeu_ps(row + c, v);                                                                      \
+        }                                                                                                      \
+        if (c < channels) {                                                                                    \
+            __mmask16 m = (__mmask16)((1u << (channels - c)) - 1);                                             \
+            __m512 v = _mm512_maskz_loadu_ps(m, row + c);                                                      \
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));                                \
+            v = ACTIVATE;                                                                                      \
+            if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, residual + c));                        \
+            _mm512_mask_storeu_ps(row + c, m, v);                                                              \
+        }                                                                                                      \
     }
 static inline EFF_AVX512 void epilogue_row_avx512(float *row, long channels, const float *bias, int activation,
                                                   const float *residual) {
@@ -554,11 +565,13 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
     }
 }
 
-/* acc[MR][NV] = A rows (a, lda) x panels b (NV panels, panel_stride apart), stored to c (ldc). */
-#define EFF_GEMM_MICRO(NAME, ATTR, MR, NV)                                                                     \
-    static inline ATTR __attribute__((always_inline)) void NAME(const float *restrict a, long lda, long k,     \
-                                                                const float *restrict b, long panel_stride,    \
-                                                                float *restrict c, long ldc) {                 \
+/* acc[MR][NV] = A rows (a, lda) x panels b (NV panels, panel_stride apart), then FINISH stores
+   it to c (ldc): EFF_STORE_BLOCK as it is (the driver applies the epilogue after), or
+   EFF_FINISH_BLOCK_512 with bias, activation and residual applied in registers first. */
+#define EFF_GEMM_MICRO(NAME, ATTR, MR, NV, FINISH)                                                             \
+    static inline ATTR __attribute__((always_inline)) int NAME(                                                \
+        const float *restrict a, long lda, long k, const float *restrict b, long panel_stride, float *restrict c, \
+        long ldc, const float *bias, int activation, const float *residual, long ldr, long cols) {            \
         eff_v16 acc[MR][NV];                                                                                   \
         EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
             EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] = EFF_SPLAT16(0.0f);                             \
@@ -570,16 +583,22 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
                 EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];                               \
             }                                                                                                  \
         }                                                                                                      \
-        EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
-            EFF_UNROLL for (int j = 0; j < NV; j++) __builtin_memcpy(c + i * ldc + j * 16, &acc[i][j], 64);    \
+        FINISH(MR, NV)                                                                                         \
     }
+
+/* Stores the block; returns 0: the epilogue is still to be applied. */
+#define EFF_STORE_BLOCK(MR, NV)                                                                                \
+    (void)bias; (void)activation; (void)residual; (void)ldr; (void)cols;                                       \
+    EFF_UNROLL for (int i = 0; i < MR; i++)                                                                    \
+        EFF_UNROLL for (int j = 0; j < NV; j++) __builtin_memcpy(c + i * ldc + j * 16, &acc[i][j], 64);        \
+    return 0;
 
 /* The driver: column blocks of 16*NV, rows in blocks of MR (the remainder in smaller blocks);
    full blocks are written in place, partial column blocks through a scratch tile. */
-#define EFF_GEMM_DRIVER(NAME, ATTR, MR, NV, ROW_EPILOGUE)                                                      \
-    EFF_GEMM_MICRO(NAME##_mr, ATTR, MR, NV)                                                                    \
-    EFF_GEMM_MICRO(NAME##_4, ATTR, 4, NV)                                                                      \
-    EFF_GEMM_MICRO(NAME##_1, ATTR, 1, NV)                                                                      \
+#define EFF_GEMM_DRIVER(NAME, ATTR, MR, NV, ROW_EPILOGUE, FINISH)                                              \
+    EFF_GEMM_MICRO(NAME##_mr, ATTR, MR, NV, FINISH)                                                            \
+    EFF_GEMM_MICRO(NAME##_4, ATTR, 4, NV, FINISH)                                                              \
+    EFF_GEMM_MICRO(NAME##_1, ATTR, 1, NV, FINISH)                                                              \
     static ATTR void NAME(const float *a, long lda, long m, long k, const float *packed, long n, float *c,      \
                           long ldc, const float *bias, int activation, const float *residual, long ldr) {      \
         const long width = 16 * NV;                                                                            \
@@ -587,29 +606,65 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
         for (long j0 = 0; j0 < n; j0 += width) {                                                               \
             const float *b = packed + (j0 / 16) * k * 16;                                                      \
             long cols = n - j0 < width ? n - j0 : width;                                                       \
+            const float *block_bias = bias ? bias + j0 : 0;                                                    \
             for (long i0 = 0; i0 < m;) {                                                                       \
                 long rows = m - i0 >= MR ? MR : (m - i0 >= 4 && MR > 4 ? 4 : 1);                               \
-                float *target = cols == width ? c + i0 * ldc + j0 : scratch;                                   \
-                long ld = cols == width ? ldc : width;                                                         \
-                if (rows == MR) NAME##_mr(a + i0 * lda, lda, k, b, k * 16, target, ld);                        \
-                else if (rows == 4) NAME##_4(a + i0 * lda, lda, k, b, k * 16, target, ld);                     \
-                else NAME##_1(a + i0 * lda, lda, k, b, k * 16, target, ld);                                    \
+                int full = cols == width;                                                                      \
+                float *target = full ? c + i0 * ldc + j0 : scratch;                                            \
+                long ld = full ? ldc : width;                                                                  \
+                const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;                         \
+                int done;                                                                                      \
+                if (rows == MR) done = NAME##_mr(a + i0 * lda, lda, k, b, k * 16, target, ld, block_bias,      \
+                                                 activation, block_residual, ldr, cols);                       \
+                else if (rows == 4) done = NAME##_4(a + i0 * lda, lda, k, b, k * 16, target, ld, block_bias,   \
+                                                    activation, block_residual, ldr, cols);                    \
+                else done = NAME##_1(a + i0 * lda, lda, k, b, k * 16, target, ld, block_bias, activation,      \
+                                     block_residual, ldr, cols);                                               \
                 for (long i = 0; i < rows; i++) {                                                              \
                     float *row = c + (i0 + i) * ldc + j0;                                                      \
-                    if (target == scratch) memcpy(row, scratch + i * width, cols * sizeof(float));             \
-                    ROW_EPILOGUE(row, cols, bias ? bias + j0 : 0, activation,                                  \
-                                 residual ? residual + (i0 + i) * ldr + j0 : 0);                               \
+                    if (!full) memcpy(row, scratch + i * width, cols * sizeof(float));                         \
+                    if (!done) ROW_EPILOGUE(row, cols, block_bias, activation,                                 \
+                                            block_residual ? block_residual + i * ldr : 0);                    \
                 }                                                                                              \
                 i0 += rows;                                                                                    \
             }                                                                                                  \
         }                                                                                                      \
     }
 
-EFF_GEMM_DRIVER(gemm_portable, , 2, 1, epilogue_row)
+EFF_GEMM_DRIVER(gemm_portable, , 2, 1, epilogue_row, EFF_STORE_BLOCK)
 
 #if defined(__x86_64__)
-EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2)
-EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512)
+EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2, EFF_STORE_BLOCK)
+
+/* Bias, activation and residual on the accumulators, then one store each (24 independent exp
+   chains keep the vector units busy); returns 1. Bias and residual columns past `cols` (a
+   partial block, stored to the scratch tile) are not read. */
+#define EFF_FINISH_LOOP_512(MR, NV, ACTIVATE)                                                                  \
+    EFF_UNROLL for (int i = 0; i < MR; i++)                                                                    \
+        EFF_UNROLL for (int j = 0; j < NV; j++) {                                                              \
+            __m512 v = _mm512_add_ps((__m512)acc[i][j], bias_v[j]);                                            \
+            v = ACTIVATE;                                                                                      \
+            if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], residual + i * ldr + j * 16));   \
+            _mm512_storeu_ps(c + i * ldc + j * 16, v);                                                         \
+        }
+#define EFF_FINISH_BLOCK_512(MR, NV)                                                                           \
+    __mmask16 mask[NV];                                                                                        \
+    __m512 bias_v[NV];                                                                                         \
+    EFF_UNROLL for (int j = 0; j < NV; j++) {                                                                  \
+        long left = cols - j * 16;                                                                             \
+        mask[j] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : (__mmask16)0;    \
+        bias_v[j] = bias ? _mm512_maskz_loadu_ps(mask[j], bias + j * 16) : _mm512_setzero_ps();                \
+    }                                                                                                          \
+    switch (activation) {                                                                                      \
+    case EFF_ACT_SILU: EFF_FINISH_LOOP_512(MR, NV, _mm512_mul_ps(v, sigmoid_avx512(v))) break;                 \
+    case EFF_ACT_SIGMOID: EFF_FINISH_LOOP_512(MR, NV, sigmoid_avx512(v)) break;                                \
+    case EFF_ACT_RELU: EFF_FINISH_LOOP_512(MR, NV, _mm512_max_ps(v, _mm512_setzero_ps())) break;               \
+    case EFF_ACT_RELU6:                                                                                        \
+        EFF_FINISH_LOOP_512(MR, NV, _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0f))) break; \
+    default: EFF_FINISH_LOOP_512(MR, NV, v) break;                                                             \
+    }                                                                                                          \
+    return 1;
+EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512, EFF_FINISH_BLOCK_512)
 #endif
 
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
