@@ -27,8 +27,8 @@ let package = Package(
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
-        // Hot kernels in C: an AVX2+FMA version chosen at run time, a portable one otherwise.
-        .target(name: "CKernels"),
+        // Hot kernels in C: AVX-512 / AVX2+FMA versions chosen at run time, portable ones (OpenBLAS for the GEMM) otherwise.
+        .target(name: "CKernels", dependencies: ["CBLAS"]),
         .target(name: "EffCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs", "CFreeType"]),
         .target(

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "eff_kernels.h"
 
+#include <cblas.h>
 #include <string.h>
 #if defined(__linux__)
 #include <sched.h>
@@ -543,8 +544,10 @@ long eff_affinity_cpu_count(void) {
    C[m x n] = A[m x k] (rows lda apart) * B[k x n], B packed once (eff_gemm_pack_b) into panels of
    16 columns, each [k][16] contiguous, zero-padded to a multiple of 32 columns. One micro-kernel
    body (GCC vector extensions, 16 lanes) is compiled per instruction set with its own register
-   block: AVX-512 12 rows x 32 columns (24 zmm accumulators), AVX2 6 x 16 (12 ymm), portable
-   2 x 16. Each block of C gets bias, activation and residual while it is still in L1. */
+   block: AVX-512 12 rows x 32 columns (24 zmm accumulators, the epilogue applied to them before
+   the store), AVX2 6 x 16 (12 ymm, the epilogue on the block just stored, in L1). Other CPUs:
+   OpenBLAS per panel. No BLAS interface takes pre-packed weights or fuses an epilogue; those
+   two are where these kernels gain over sgemm + a separate pass. */
 
 typedef float eff_v16 __attribute__((vector_size(64)));
 #define EFF_SPLAT16(x) ((eff_v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x})
@@ -631,7 +634,25 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
         }                                                                                                      \
     }
 
-EFF_GEMM_DRIVER(gemm_portable, , 2, 1, epilogue_row, EFF_STORE_BLOCK)
+/* Without AVX2 (other CPUs, other architectures): OpenBLAS on each panel (a row-major k x 16
+   matrix), then the epilogue. */
+static void gemm_openblas(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,
+                          const float *bias, int activation, const float *residual, long ldr) {
+    for (long j0 = 0; j0 < n; j0 += 16) {
+        long cols = n - j0 < 16 ? n - j0 : 16;
+        float block[16 * 16];
+        for (long i0 = 0; i0 < m; i0 += 16) {
+            long rows = m - i0 < 16 ? m - i0 : 16;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, 16, (blasint)k, 1.0f, a + i0 * lda,
+                        (blasint)lda, packed + (j0 / 16) * k * 16, 16, 0.0f, block, 16);
+            for (long i = 0; i < rows; i++) {
+                float *row = c + (i0 + i) * ldc + j0;
+                memcpy(row, block + i * 16, cols * sizeof(float));
+                epilogue_row(row, cols, bias ? bias + j0 : 0, activation, residual ? residual + (i0 + i) * ldr + j0 : 0);
+            }
+        }
+    }
+}
 
 #if defined(__x86_64__)
 EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2, EFF_STORE_BLOCK)
@@ -673,7 +694,7 @@ void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, cons
     if (isa >= 2 && eff_kernels_use_avx512()) { gemm_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr); return; }
     if (isa >= 1 && eff_kernels_use_avx2()) { gemm_avx2(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr); return; }
 #endif
-    gemm_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+    gemm_openblas(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
 }
 
 void eff_gemm_packed(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,

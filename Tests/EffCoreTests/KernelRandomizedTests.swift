@@ -44,10 +44,10 @@ import Testing
         #expect(checked > 40)
     }
 
-    /// The packed GEMM at every instruction-set level this CPU has (portable, AVX2, AVX-512)
-    /// against a plain triple loop: row and column counts around the register blocks (12 x 32,
-    /// 6 x 16, 2 x 16), rows wider than the matrix (lda, ldc, ldr), every activation, bias and
-    /// residual present or not.
+    /// The packed GEMM at every instruction-set level this CPU has (OpenBLAS per panel, AVX2,
+    /// AVX-512) against a plain triple loop: row and column counts around the register blocks
+    /// (12 x 32, 6 x 16, 16 x 16), rows wider than the matrix (lda, ldc, ldr), every activation,
+    /// bias and residual present or not.
     @Test(arguments: [0, 1, 2])
     func packedGemmMatchesReference(instructionSet: Int32) throws {
         var rng = SeededGenerator(seed: 4242 + UInt64(instructionSet))

@@ -55,7 +55,7 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed);
 void eff_gemm_packed(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,
                      const float *bias, int activation, const float *residual, long ldr);
 
-/* The same with the instruction set capped (0 portable, 1 AVX2, 2 AVX-512), for the tests. */
+/* The same with the instruction set capped (0 OpenBLAS, 1 AVX2, 2 AVX-512), for the tests. */
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
                          long ldc, const float *bias, int activation, const float *residual, long ldr);
 
