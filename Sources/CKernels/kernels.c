@@ -602,6 +602,10 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
     EFF_GEMM_MICRO(NAME##_mr, ATTR, MR, NV, FINISH)                                                            \
     EFF_GEMM_MICRO(NAME##_4, ATTR, 4, NV, FINISH)                                                              \
     EFF_GEMM_MICRO(NAME##_1, ATTR, 1, NV, FINISH)                                                              \
+    /* One panel wide, for a last block of at most 16 columns. */                                             \
+    EFF_GEMM_MICRO(NAME##_mr_narrow, ATTR, MR, 1, FINISH)                                                      \
+    EFF_GEMM_MICRO(NAME##_4_narrow, ATTR, 4, 1, FINISH)                                                        \
+    EFF_GEMM_MICRO(NAME##_1_narrow, ATTR, 1, 1, FINISH)                                                        \
     static ATTR void NAME(const float *a, long lda, long m, long k, const float *packed, long n, float *c,      \
                           long ldc, const float *bias, int activation, const float *residual, long ldr) {      \
         const long width = 16 * NV;                                                                            \
@@ -617,12 +621,20 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
                 long ld = full ? ldc : width;                                                                  \
                 const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;                         \
                 int done;                                                                                      \
-                if (rows == MR) done = NAME##_mr(a + i0 * lda, lda, k, b, k * 16, target, ld, block_bias,      \
-                                                 activation, block_residual, ldr, cols);                       \
-                else if (rows == 4) done = NAME##_4(a + i0 * lda, lda, k, b, k * 16, target, ld, block_bias,   \
-                                                    activation, block_residual, ldr, cols);                    \
-                else done = NAME##_1(a + i0 * lda, lda, k, b, k * 16, target, ld, block_bias, activation,      \
-                                     block_residual, ldr, cols);                                               \
+                const float *ai = a + i0 * lda;                                                                \
+                if (NV > 1 && cols <= 16) {                                                                    \
+                    if (rows == MR) done = NAME##_mr_narrow(ai, lda, k, b, k * 16, target, ld, block_bias,     \
+                                                            activation, block_residual, ldr, cols);            \
+                    else if (rows == 4) done = NAME##_4_narrow(ai, lda, k, b, k * 16, target, ld, block_bias,  \
+                                                               activation, block_residual, ldr, cols);         \
+                    else done = NAME##_1_narrow(ai, lda, k, b, k * 16, target, ld, block_bias, activation,     \
+                                                block_residual, ldr, cols);                                    \
+                } else if (rows == MR) done = NAME##_mr(ai, lda, k, b, k * 16, target, ld, block_bias,         \
+                                                        activation, block_residual, ldr, cols);                \
+                else if (rows == 4) done = NAME##_4(ai, lda, k, b, k * 16, target, ld, block_bias, activation, \
+                                                    block_residual, ldr, cols);                                \
+                else done = NAME##_1(ai, lda, k, b, k * 16, target, ld, block_bias, activation, block_residual, \
+                                     ldr, cols);                                                               \
                 for (long i = 0; i < rows; i++) {                                                              \
                     float *row = c + (i0 + i) * ldc + j0;                                                      \
                     if (!full) memcpy(row, scratch + i * width, cols * sizeof(float));                         \
