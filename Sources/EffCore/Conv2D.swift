@@ -153,6 +153,51 @@ public struct Conv2D: Sendable {
         return output
     }
 
+    /// This 1x1 convolution applied to `depthwise(input)` (a separable convolution), band by
+    /// band: each band of whole depthwise output rows, sized to stay in cache, is multiplied
+    /// right away, so the depthwise output never goes through memory. The numbers are those of
+    /// `self(depthwise(input), residual:)`.
+    public func callAsFunction(depthwise: DepthwiseConv2D, of input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        let g = try depthwise.geometry(for: input)
+        let unpadded = Padding(padding, height: g.outHeight, width: g.outWidth, kernel: 1, stride: 1)
+            == Padding(.valid, height: g.outHeight, width: g.outWidth, kernel: 1, stride: 1)
+        guard kernelSize == 1, stride == 1, unpadded, depthwise.channels == inChannels else {
+            return try self(depthwise(input), residual: residual)
+        }
+        var output = Tensor(uninitialized: [g.n, g.outHeight, g.outWidth, outChannels])
+        if let residual { try residual.requireShape(output.shape, "Conv2D residual") }
+        let rows = g.n * g.outHeight, rowFloats = g.outWidth * inChannels
+        // Bands of at most 256 KB, and enough of them for every thread to take a few.
+        let bandRows = max(1, min((1 << 16) / max(rowFloats, 1), rows / (4 * Threading.threadCount)))
+        let bands = (rows + bandRows - 1) / bandRows
+        input.withUnsafeBufferPointer { src in
+            packedWeight.withUnsafeBufferPointer { b in
+                bias.withUnsafeBufferPointer { bias in
+                    residual.withUnsafeElementPointer { res in
+                        output.withUnsafeMutableBufferPointer { out in
+                            let p = UncheckedSendable((src.baseAddress, b.baseAddress, bias.baseAddress, res, out.baseAddress))
+                            Threading.parallelFor(bands) { range in
+                                guard let src = p.value.0, let weights = p.value.1, let out = p.value.4 else { return }
+                                var band = [Float](repeating: 0, count: bandRows * rowFloats)
+                                band.withUnsafeMutableBufferPointer { band in
+                                    guard let scratch = band.baseAddress else { return }
+                                    for index in range {
+                                        let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
+                                        depthwise.computeRows(r0..<r1, of: src, g, into: scratch, residual: nil)
+                                        let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth * outChannels
+                                        eff_gemm_packed(scratch, inChannels, pixels, inChannels, weights, outChannels, out + first, outChannels,
+                                                        p.value.2, activation.kernelCode, p.value.3.map { $0 + first }, outChannels)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
     /// A 1x1 convolution over few rows: each thread computes blocks of 32 output channels
     /// (C[:, n0..<n1] = A · B[:, n0..<n1]) with their epilogue.
     private func pointwiseSplittingChannels(_ input: Tensor, rows: Int, into output: Tensor, residual: Tensor?) throws -> Tensor {

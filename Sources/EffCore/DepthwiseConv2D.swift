@@ -46,31 +46,53 @@ public struct DepthwiseConv2D: Sendable {
         return folded
     }
 
-    /// Applies the convolution, then bias, activation and (if given) `residual`.
-    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+    /// The shapes of one application: input [n, h, w, channels] → output [n, outHeight, outWidth, channels].
+    struct Geometry {
+        let n: Int, h: Int, w: Int
+        let pad: Padding
+        let outHeight: Int, outWidth: Int
+    }
+
+    func geometry(for input: Tensor) throws -> Geometry {
         let (n, h, w, c) = try input.requireNHWC("DepthwiseConv2D")
         guard c == channels else {
             throw TensorError("DepthwiseConv2D", "expected \(channels) channels, found \(c) (input \(input.shape))")
         }
-        let k = kernelSize, s = stride, d = dilation
+        let (k, s, d) = (kernelSize, stride, dilation)
         let pad = Padding(padding, height: h, width: w, kernel: k, stride: s, dilation: d)
         let oh = try windowOutputSize("DepthwiseConv2D", input: h, before: pad.top, after: pad.bottom, kernel: k, stride: s, dilation: d)
         let ow = try windowOutputSize("DepthwiseConv2D", input: w, before: pad.left, after: pad.right, kernel: k, stride: s, dilation: d)
-        var output = Tensor(uninitialized: [n, oh, ow, c])
-        if let residual { try residual.requireShape(output.shape, "DepthwiseConv2D residual") }
+        return Geometry(n: n, h: h, w: w, pad: pad, outHeight: oh, outWidth: ow)
+    }
 
+    /// Output rows `rows` (of n·outHeight; bias, activation and `residual` applied) of the input
+    /// at `source` into `destination`, which holds those rows only. `residual` points at the
+    /// whole residual tensor.
+    func computeRows(_ rows: Range<Int>, of source: UnsafePointer<Float>, _ g: Geometry, into destination: UnsafeMutablePointer<Float>,
+                     residual: UnsafePointer<Float>?) {
+        packedWeight.withUnsafeBufferPointer { wgt in
+            bias.withUnsafeBufferPointer { bias in
+                guard let wgt = wgt.baseAddress else { return }
+                // The kernel addresses rows by their index in the whole output.
+                let base = destination - rows.lowerBound * g.outWidth * channels
+                eff_depthwise(source, g.h, g.w, channels, wgt, kernelSize, stride, dilation, g.pad.top, g.pad.left, g.outHeight,
+                              g.outWidth, base, rows.lowerBound, rows.upperBound, bias.baseAddress, activation.kernelCode, residual)
+            }
+        }
+    }
+
+    /// Applies the convolution, then bias, activation and (if given) `residual`.
+    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        let g = try geometry(for: input)
+        var output = Tensor(uninitialized: [g.n, g.outHeight, g.outWidth, channels])
+        if let residual { try residual.requireShape(output.shape, "DepthwiseConv2D residual") }
         input.withUnsafeBufferPointer { src in
-            packedWeight.withUnsafeBufferPointer { wgt in
-                bias.withUnsafeBufferPointer { bias in
-                    residual.withUnsafeElementPointer { res in
-                        output.withUnsafeMutableBufferPointer { out in
-                            let p = UncheckedSendable((src.baseAddress, wgt.baseAddress, bias.baseAddress, res, out.baseAddress))
-                            Threading.parallelFor(n * oh) { range in
-                                guard let src = p.value.0, let wgt = p.value.1, let out = p.value.4 else { return }
-                                eff_depthwise(src, h, w, c, wgt, k, s, d, pad.top, pad.left, oh, ow, out,
-                                              range.lowerBound, range.upperBound, p.value.2, activation.kernelCode, p.value.3)
-                            }
-                        }
+            residual.withUnsafeElementPointer { res in
+                output.withUnsafeMutableBufferPointer { out in
+                    let p = UncheckedSendable((src.baseAddress, res, out.baseAddress))
+                    Threading.parallelFor(g.n * g.outHeight) { range in
+                        guard let src = p.value.0, let out = p.value.2 else { return }
+                        computeRows(range, of: src, g, into: out + range.lowerBound * g.outWidth * channels, residual: p.value.1)
                     }
                 }
             }

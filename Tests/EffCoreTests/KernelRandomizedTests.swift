@@ -78,6 +78,32 @@ import Testing
         }
     }
 
+    /// A 1x1 convolution of a depthwise convolution computed band by band gives the numbers of
+    /// the two applied one after the other: several bands, wide rows, strides, dilation,
+    /// residual, one and two threads.
+    @Test(arguments: [1, 2])
+    func separableConvolutionMatchesTwoSteps(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 77 + UInt64(threads))
+        for trial in 0..<24 {
+            let c = [8, 17, 64, 304].randomElement(using: &rng)!, cout = [5, 16, 33, 64].randomElement(using: &rng)!
+            let (h, w) = (Int.random(in: 1...40, using: &rng), Int.random(in: 1...70, using: &rng))
+            let stride = trial % 4 == 3 ? 2 : 1, dilation = trial % 5 == 4 ? 2 : 1
+            let depthwise = try DepthwiseConv2D(weight: randomTensor([c, 1, 3, 3], &rng), bias: randomTensor([c], &rng),
+                                                stride: stride, dilation: dilation, padding: .same,
+                                                activation: trial % 2 == 0 ? .relu6 : .identity)
+            let pointwise = try Conv2D(weight: randomTensor([cout, c, 1, 1], &rng), bias: randomTensor([cout], &rng),
+                                       activation: Activation.allCases.randomElement(using: &rng)!)
+            let x = randomTensor([trial % 6 == 0 ? 2 : 1, h, w, c], &rng)
+            let twoSteps = try depthwise(x)
+            let residual = trial % 3 == 0 ? randomTensor([twoSteps.shape[0], twoSteps.shape[1], twoSteps.shape[2], cout], &rng) : nil
+            let expected = try pointwise(twoSteps, residual: residual)
+            let fused = try pointwise(depthwise: depthwise, of: x, residual: residual)
+            #expect(maxRelativeError(fused, expected) <= Self.tolerance, "separable \(x.shape) c\(c)->\(cout) s\(stride) d\(dilation)")
+        }
+    }
+
     /// 1x1 convolutions over few pixels with many output channels take the channel-split path.
     @Test(arguments: [1, 2])
     func pointwiseOverFewPixelsMatchesReference(threads: Int) throws {

@@ -94,7 +94,7 @@ struct FPNNode: Sendable {
     func callAsFunction(_ features: [Tensor]) throws -> Tensor {
         let resampled = try zip(inputs, resamples).map { offset, resample in try resample(features[offset]) }
         let fused = activate(try weightedSum(resampled, weights: weights), activation)
-        return try pointwise(depthwise(fused))
+        return try pointwise(depthwise: depthwise, of: fused)
     }
 }
 
@@ -219,8 +219,8 @@ struct HeadNet: Sendable {
     func callAsFunction(_ features: [Tensor]) throws -> [Tensor] {
         try features.enumerated().map { level, feature in
             var x = feature
-            for (dw, pw) in zip(depthwise, pointwise) { x = try pw[level](dw(x)) }
-            return try predictPointwise(predictDepthwise(x))
+            for (dw, pw) in zip(depthwise, pointwise) { x = try pw[level](depthwise: dw, of: x) }
+            return try predictPointwise(depthwise: predictDepthwise, of: x)
         }
     }
 }

@@ -63,7 +63,7 @@ struct SeparableConvBNReLU: Sendable {
         pointwise = try layer.conv(pw, bn: bn, in: inChannels, out: out, kernel: 1, activation: .relu, bias: false)
     }
 
-    func callAsFunction(_ x: Tensor) throws -> Tensor { try pointwise(depthwise(x)) }
+    func callAsFunction(_ x: Tensor) throws -> Tensor { try pointwise(depthwise: depthwise, of: x) }
 }
 
 /// DeepLabV3+ as segmentation_models_pytorch builds it, on an smp EfficientNet encoder.
