@@ -455,6 +455,33 @@ void eff_pool2d(const float *input, long h, long w, long c, long k, long stride,
               count_include_pad);
 }
 
+void eff_im2col(const float *input, long h, long w, long c, long k, long stride, long dilation, long pad_top,
+                long pad_left, long oh, long ow, long row_begin, long row_end, float *out) {
+    for (long row = row_begin; row < row_end; row++) {
+        long b = row / (oh * ow), oy = (row / ow) % oh, ox = row % ow;
+        long ix0 = ox * stride - pad_left;
+        for (long ky = 0; ky < k; ky++) {
+            long iy = oy * stride - pad_top + ky * dilation;
+            if (dilation == 1 && iy >= 0 && iy < h && ix0 >= 0 && ix0 + k <= w) {
+                /* The k taps of this window row are k neighbouring pixels: one contiguous copy. */
+                memcpy(out, input + ((b * h + iy) * w + ix0) * c, (size_t)(k * c) * sizeof(float));
+                out += k * c;
+                continue;
+            }
+            for (long kx = 0; kx < k; kx++) {
+                long ix = ox * stride - pad_left + kx * dilation;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                    const float *src = input + ((b * h + iy) * w + ix) * c;
+                    for (long ch = 0; ch < c; ch++) out[ch] = src[ch];
+                } else {
+                    for (long ch = 0; ch < c; ch++) out[ch] = 0.0f;
+                }
+                out += c;
+            }
+        }
+    }
+}
+
 void eff_weighted_sum(float *out, const float *const *inputs, const float *weights, long terms, long count) {
 #if defined(__x86_64__)
     if (eff_kernels_use_avx2()) { weighted_sum_avx2(out, inputs, weights, terms, count); return; }

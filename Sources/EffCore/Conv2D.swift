@@ -224,25 +224,9 @@ public struct Conv2D: Sendable {
     }
 
     /// Rows `rows` of the im2col matrix (one per output pixel: the k·k·Cin input values under the
-    /// window, zeros over padding, in HWIO order to match `packedWeight`) into `destination`.
+    /// window, zeros over padding, in HWIO order to match the weights) into `destination`.
     private func im2col(_ src: UnsafePointer<Float>, batchHeight h: Int, width w: Int, channels c: Int, padding pad: Padding,
                         outHeight oh: Int, outWidth ow: Int, rows: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
-        let k = kernelSize, s = stride, d = dilation
-        var dst = destination
-        for row in rows {
-            let b = row / (oh * ow), oy = (row / ow) % oh, ox = row % ow
-            for ky in 0..<k {
-                let iy = oy * s - pad.top + ky * d
-                for kx in 0..<k {
-                    let ix = ox * s - pad.left + kx * d
-                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                        dst.update(from: src + ((b * h + iy) * w + ix) * c, count: c)
-                    } else {
-                        dst.update(repeating: 0, count: c)
-                    }
-                    dst += c
-                }
-            }
-        }
+        eff_im2col(src, h, w, c, kernelSize, stride, dilation, pad.top, pad.left, oh, ow, rows.lowerBound, rows.upperBound, destination)
     }
 }

@@ -29,6 +29,12 @@ void eff_pool2d(const float *input, long h, long w, long c, long k, long stride,
                 long pad_bottom, long pad_right, long oh, long ow, float *out, long row_begin, long row_end, int is_max,
                 int count_include_pad);
 
+/* Rows [row_begin, row_end) of the im2col matrix of input [n, h, w, c] for a k x k convolution
+   with an oh x ow output (row = (image * oh + y) * ow + x): the k*k*c values under the window
+   in (ky, kx, channel) order, zeros over padding, written contiguously to out. */
+void eff_im2col(const float *input, long h, long w, long c, long k, long stride, long dilation, long pad_top,
+                long pad_left, long oh, long ow, long row_begin, long row_end, float *out);
+
 /* out[i] = sum_t weights[t] * inputs[t][i] for i < count. */
 void eff_weighted_sum(float *out, const float *const *inputs, const float *weights, long terms, long count);
 
