@@ -110,14 +110,16 @@ public struct Conv2D: Sendable {
         let rows = n * oh * ow
         let depth = kernelSize * kernelSize * inChannels
         let isPointwise = kernelSize == 1 && stride == 1 && pad == Padding(.valid, height: h, width: w, kernel: 1, stride: 1)
-        // Tiles of output rows, spread over the threads: im2col (when needed), one sgemm, then the
-        // epilogue while the tile is still in cache.
-        let tile = max(16, min(256, (1 << 16) / max(depth, 1)))
-        let tiles = (rows + tile - 1) / tile
-        if isPointwise && tiles < 2 * Threading.threadCount && outChannels >= 64 {
+        // Tiles of output rows (at most 256 KB of im2col rows each), spread over the threads:
+        // im2col (when needed), then the GEMM with its epilogue.
+        let threads = Threading.threadCount
+        let largestTile = max(16, min(256, (1 << 16) / max(depth, 1)))
+        if isPointwise && (rows + largestTile - 1) / largestTile < 2 * threads && outChannels >= 64 {
             // Few rows (late, low-resolution layers): split the output channels over the threads instead.
             return try pointwiseSplittingChannels(input, rows: rows, into: output, residual: residual)
         }
+        let tile = Self.balancedTile(rows: rows, largest: largestTile, threads: threads)
+        let tiles = (rows + tile - 1) / tile
         input.withUnsafeBufferPointer { src in
             packedWeight.withUnsafeBufferPointer { b in
                 bias.withUnsafeBufferPointer { bias in
@@ -196,6 +198,17 @@ public struct Conv2D: Sendable {
             }
         }
         return output
+    }
+
+    /// Rows per tile: at most `largest`, a multiple of the 12-row register block where that
+    /// allows, and as many tiles as a multiple of the thread count (784 rows in tiles of 256 would
+    /// leave one of two threads 512 rows and the other 272).
+    static func balancedTile(rows: Int, largest: Int, threads: Int) -> Int {
+        var tiles = (rows + largest - 1) / largest
+        if threads > 1 { tiles = (tiles + threads - 1) / threads * threads }
+        let even = (rows + tiles - 1) / tiles
+        let rounded = (even + 11) / 12 * 12
+        return max(1, rounded <= largest ? rounded : even)
     }
 
     /// A 1x1 convolution over few rows: each thread computes blocks of 32 output channels
