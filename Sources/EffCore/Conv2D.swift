@@ -120,35 +120,20 @@ public struct Conv2D: Sendable {
         }
         let tile = Self.balancedTile(rows: rows, largest: largestTile, threads: threads)
         let tiles = (rows + tile - 1) / tile
-        input.withUnsafeBufferPointer { src in
-            packedWeight.withUnsafeBufferPointer { b in
-                bias.withUnsafeBufferPointer { bias in
-                    residual.withUnsafeElementPointer { res in
-                        output.withUnsafeMutableBufferPointer { out in
-                            let p = UncheckedSendable((src.baseAddress, b.baseAddress, bias.baseAddress, res, out.baseAddress))
-                            Threading.parallelFor(tiles) { range in
-                                guard let src = p.value.0, let weights = p.value.1, let out = p.value.4 else { return }
-                                var columns = isPointwise ? [] : [Float](repeating: 0, count: tile * depth)
-                                for t in range {
-                                    let r0 = t * tile, count = min(tile, rows - r0)
-                                    let a: UnsafePointer<Float>
-                                    if isPointwise {
-                                        a = src + r0 * depth
-                                    } else {
-                                        columns.withUnsafeMutableBufferPointer { buffer in
-                                            guard let base = buffer.baseAddress else { return }
-                                            im2col(src, batchHeight: h, width: w, channels: c, padding: pad, outHeight: oh, outWidth: ow,
-                                                   rows: r0..<(r0 + count), into: base)
-                                        }
-                                        a = columns.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) }
-                                    }
-                                    eff_gemm_packed(a, depth, count, depth, weights, outChannels, out + r0 * outChannels, outChannels,
-                                                    p.value.2, activation.kernelCode, p.value.3.map { $0 + r0 * outChannels }, outChannels)
-                                }
-                                withExtendedLifetime(columns) {}
-                            }
-                        }
+        withKernelPointers(input, residual, &output) { p in
+            Threading.parallelFor(tiles) { range in
+                // One tile of im2col rows per range (none for a 1x1 convolution).
+                let columns = UnsafeMutablePointer<Float>.allocate(capacity: isPointwise ? 1 : tile * depth)
+                defer { columns.deallocate() }
+                for t in range {
+                    let r0 = t * tile, count = min(tile, rows - r0)
+                    if !isPointwise {
+                        im2col(p.input, batchHeight: h, width: w, channels: c, padding: pad, outHeight: oh, outWidth: ow,
+                               rows: r0..<(r0 + count), into: columns)
                     }
+                    eff_gemm_packed(isPointwise ? p.input + r0 * depth : UnsafePointer(columns), depth, count, depth, p.weights,
+                                    outChannels, p.output + r0 * outChannels, outChannels, p.bias, activation.kernelCode,
+                                    p.residual.map { $0 + r0 * outChannels }, outChannels)
                 }
             }
         }
@@ -172,28 +157,16 @@ public struct Conv2D: Sendable {
         // Bands of at most 256 KB, and enough of them for every thread to take a few.
         let bandRows = max(1, min((1 << 16) / max(rowFloats, 1), rows / (4 * Threading.threadCount)))
         let bands = (rows + bandRows - 1) / bandRows
-        input.withUnsafeBufferPointer { src in
-            packedWeight.withUnsafeBufferPointer { b in
-                bias.withUnsafeBufferPointer { bias in
-                    residual.withUnsafeElementPointer { res in
-                        output.withUnsafeMutableBufferPointer { out in
-                            let p = UncheckedSendable((src.baseAddress, b.baseAddress, bias.baseAddress, res, out.baseAddress))
-                            Threading.parallelFor(bands) { range in
-                                guard let src = p.value.0, let weights = p.value.1, let out = p.value.4 else { return }
-                                var band = [Float](repeating: 0, count: bandRows * rowFloats)
-                                band.withUnsafeMutableBufferPointer { band in
-                                    guard let scratch = band.baseAddress else { return }
-                                    for index in range {
-                                        let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
-                                        depthwise.computeRows(r0..<r1, of: src, g, into: scratch, residual: nil)
-                                        let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth * outChannels
-                                        eff_gemm_packed(scratch, inChannels, pixels, inChannels, weights, outChannels, out + first, outChannels,
-                                                        p.value.2, activation.kernelCode, p.value.3.map { $0 + first }, outChannels)
-                                    }
-                                }
-                            }
-                        }
-                    }
+        withKernelPointers(input, residual, &output) { p in
+            Threading.parallelFor(bands) { range in
+                let band = UnsafeMutablePointer<Float>.allocate(capacity: bandRows * rowFloats)
+                defer { band.deallocate() }
+                for index in range {
+                    let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
+                    depthwise.computeRows(r0..<r1, of: p.input, g, into: band, residual: nil)
+                    let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth * outChannels
+                    eff_gemm_packed(band, inChannels, pixels, inChannels, p.weights, outChannels, p.output + first, outChannels,
+                                    p.bias, activation.kernelCode, p.residual.map { $0 + first }, outChannels)
                 }
             }
         }
@@ -216,24 +189,32 @@ public struct Conv2D: Sendable {
     private func pointwiseSplittingChannels(_ input: Tensor, rows: Int, into output: Tensor, residual: Tensor?) throws -> Tensor {
         var output = output
         let blocks = (outChannels + 31) / 32
-        input.withUnsafeBufferPointer { a in
-            packedWeight.withUnsafeBufferPointer { b in
+        withKernelPointers(input, residual, &output) { p in
+            Threading.parallelFor(blocks) { range in
+                let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
+                eff_gemm_packed(p.input, inChannels, rows, inChannels, p.weights + n0 * inChannels, n1 - n0, p.output + n0, outChannels,
+                                p.bias + n0, activation.kernelCode, p.residual.map { $0 + n0 }, outChannels)
+            }
+        }
+        return output
+    }
+
+    /// Runs `body` with raw pointers to the input, this layer's weights and bias, the residual
+    /// and the output (every tensor holds at least one element, so none is null).
+    private func withKernelPointers(_ input: Tensor, _ residual: Tensor?, _ output: inout Tensor, _ body: (KernelPointers) -> Void) {
+        input.withUnsafeBufferPointer { src in
+            packedWeight.withUnsafeBufferPointer { weights in
                 bias.withUnsafeBufferPointer { bias in
                     residual.withUnsafeElementPointer { res in
                         output.withUnsafeMutableBufferPointer { out in
-                            let p = UncheckedSendable((a.baseAddress, b.baseAddress, out.baseAddress, bias.baseAddress, res))
-                            Threading.parallelFor(blocks) { range in
-                                guard let a = p.value.0, let b = p.value.1, let out = p.value.2 else { return }
-                                let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
-                                eff_gemm_packed(a, inChannels, rows, inChannels, b + n0 * inChannels, n1 - n0, out + n0, outChannels,
-                                                p.value.3.map { $0 + n0 }, activation.kernelCode, p.value.4.map { $0 + n0 }, outChannels)
-                            }
+                            guard let src = src.baseAddress, let weights = weights.baseAddress, let bias = bias.baseAddress,
+                                  let out = out.baseAddress else { return }
+                            body(KernelPointers(input: src, weights: weights, bias: bias, residual: res, output: out))
                         }
                     }
                 }
             }
         }
-        return output
     }
 
     /// Rows `rows` of the im2col matrix (one per output pixel: the k·k·Cin input values under the
@@ -242,4 +223,14 @@ public struct Conv2D: Sendable {
                         outHeight oh: Int, outWidth ow: Int, rows: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
         eff_im2col(src, h, w, c, kernelSize, stride, dilation, pad.top, pad.left, oh, ow, rows.lowerBound, rows.upperBound, destination)
     }
+}
+
+/// Raw pointers to one convolution's tensors, shared by the threads of its kernel (each writes
+/// only its own rows or columns of `output`).
+private struct KernelPointers: @unchecked Sendable {
+    let input: UnsafePointer<Float>
+    let weights: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>
+    let residual: UnsafePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
 }
