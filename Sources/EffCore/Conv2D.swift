@@ -114,8 +114,9 @@ public struct Conv2D: Sendable {
         // im2col (when needed), then the GEMM with its epilogue.
         let threads = Threading.threadCount
         let largestTile = max(16, min(256, (1 << 16) / max(depth, 1)))
-        if isPointwise && (rows + largestTile - 1) / largestTile < 2 * threads && outChannels >= 64 {
-            // Few rows (late, low-resolution layers): split the output channels over the threads instead.
+        if isPointwise && rows < 64 * threads && outChannels >= 64 {
+            // Too few rows for every thread to get 64 (7x7 layers, a classifier): split the output
+            // channels over the threads instead.
             return try pointwiseSplittingChannels(input, rows: rows, into: output, residual: residual)
         }
         let tile = Self.balancedTile(rows: rows, largest: largestTile, threads: threads)
