@@ -170,13 +170,14 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 enum System {
     /// Cores this process may run on: the CPU affinity mask (taskset, Slurm, cpusets), further
     /// bounded by a cgroup v2 CPU quota (a container's or Kubernetes pod's CPU limit), rounded up.
-    static var activeProcessorCount: Int {
+    /// Read once: `Threading.threadCount` asks for it before every kernel.
+    static let activeProcessorCount: Int = {
         var count = ProcessInfo.processInfo.activeProcessorCount
         let allowed = eff_affinity_cpu_count()
         if allowed > 0 { count = min(count, allowed) }
         if let quota = cgroupCPUQuota() { count = min(count, quota) }
         return max(1, count)
-    }
+    }()
 
     /// `ceil(quota / period)` from /sys/fs/cgroup/cpu.max ("max 100000" means no limit).
     static func cgroupCPUQuota(_ path: String = "/sys/fs/cgroup/cpu.max") -> Int? {
