@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs effdense's fuzz targets (libFuzzer + AddressSanitizer) for a set time each.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET...]     # targets: image checkpoint
+#   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET...]     # targets: image checkpoint pickle safetensors
 #
 # Targets live in Fuzz/ (a separate package so the main build never needs libFuzzer):
 #   image       PNG/JPEG decoding (ImageCodec.decode), format recognised by content
 #   checkpoint  WeightStore: safetensors, torch.save zip and legacy files, the pickle machine
+#   pickle      structure-aware: opcode sequences (long runs of one opcode included), tensor
+#               rebuilds with zero / huge / negative dimensions, claimed storage sizes, in a zip
+#   safetensors structure-aware: headers with hostile shapes, dtypes, offsets, length claims
+# The structure-aware targets start from an empty corpus (their input is a stream of choices).
 # Each starts from the committed seeds in Fuzz/Seeds/<target> (scripts/make_fuzz_seeds.py) and
 # grows a working corpus in Fuzz/.corpus/<target> (not committed). A crash, sanitizer report,
 # hang (-timeout) or memory blow-up (-rss_limit_mb) stops the target; its input is saved as
@@ -16,7 +20,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(image checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(image checkpoint pickle safetensors)
 
 # SwiftPM caches the file list of the path dependency (the main package): drop it so new
 # source files are seen.
@@ -32,15 +36,18 @@ for target in "${targets[@]}"; do
     case $target in
         image) binary=FuzzImage max_len=65536 ;;
         checkpoint) binary=FuzzCheckpoint max_len=65536 ;;
-        *) echo "unknown target $target (image, checkpoint)" >&2; exit 2 ;;
+        pickle) binary=FuzzPickle max_len=4096 ;;
+        safetensors) binary=FuzzSafetensors max_len=4096 ;;
+        *) echo "unknown target $target (image, checkpoint, pickle, safetensors)" >&2; exit 2 ;;
     esac
     corpus=Fuzz/.corpus/$target
     log=Fuzz/logs/$target.log
-    mkdir -p "$corpus"
+    seeds=Fuzz/Seeds/$target
+    mkdir -p "$corpus" "$seeds"
     echo "fuzzing $target for ${seconds}s → $log"
     set +e
     # Swift's own crash backtracer would trip AddressSanitizer; libFuzzer prints the stack instead.
-    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "Fuzz/.build/release/$binary" "$corpus" "Fuzz/Seeds/$target" \
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "Fuzz/.build/release/$binary" "$corpus" "$seeds" \
         -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=3072 \
         -artifact_prefix="Fuzz/crashes/$target-" -print_final_stats=1 >"$log" 2>&1
     rc=$?

@@ -113,6 +113,9 @@ public struct ImageClassifier: Sendable {
     public func classify(_ image: RGBImage, top: Int = 5) throws -> [ClassPrediction] {
         let logits = try network.logits(preprocessing.tensor(for: image))
         let probabilities = try softmaxChannels(logits).scalars
+        guard probabilities.allSatisfy(\.isFinite) else {
+            throw TensorError("classify", "the network's outputs are not finite numbers (NaN or infinity): the weights overflow float32")
+        }
         return probabilities.enumerated().sorted { $0.element > $1.element }.prefix(max(0, top)).map {
             ClassPrediction(classIndex: $0.offset, label: $0.offset < labels.count ? labels[$0.offset] : String($0.offset),
                             score: $0.element)

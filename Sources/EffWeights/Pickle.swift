@@ -13,7 +13,8 @@ indirect enum PickleValue {
     case tuple([PickleValue])
     case list(PickleList)
     case dict(PickleDict)
-    case set([PickleValue])
+    /// A set or frozenset (its items in pickle order; ADDITEMS grows it in place).
+    case set(PickleList)
     /// An allowlisted global used as a value (a storage type, a class).
     case global(String)
     /// A storage named by a persistent id: (key, dtype, element count).
@@ -170,7 +171,7 @@ struct PickleMachine {
 
     private static func depth(of value: PickleValue, recorded: Int) -> Int {
         switch value {
-        case .list(let list): return list.depth
+        case .list(let list), .set(let list): return list.depth
         case .dict(let dict): return dict.depth
         default: return recorded
         }
@@ -188,7 +189,7 @@ struct PickleMachine {
         let depth = try checkedDepth(itemDepth + 1)
         Self.markNested(items)
         switch value {
-        case .list(let list): list.depth = depth
+        case .list(let list), .set(let list): list.depth = depth
         case .dict(let dict): dict.depth = depth
         default: break
         }
@@ -203,7 +204,7 @@ struct PickleMachine {
     private static func markNested(_ items: [PickleValue]) {
         for item in items {
             switch item {
-            case .list(let list): list.isNested = true
+            case .list(let list), .set(let list): list.isNested = true
             case .dict(let dict): dict.isNested = true
             default: break
             }
@@ -333,15 +334,20 @@ struct PickleMachine {
             case 0x75:                                                    // SETITEMS
                 let (items, depth) = try popToMark()
                 try setItems(items, depth: depth)
-            case 0x8F: try push(.set([]), depth: 1)                       // EMPTY_SET
+            case 0x8F: try push(.set(PickleList()))                       // EMPTY_SET
             case 0x90:                                                    // ADDITEMS
+                // The set stays on the stack and grows in place: each ADDITEMS costs its own items
+                // only (a copy per ADDITEMS made 300,000 one-item ADDITEMS quadratic).
                 let (items, depth) = try popToMark()
-                let (target, setDepth) = try popWithDepth()
-                guard case .set(let existing) = target else { throw corrupt("ADDITEMS to a non-set") }
-                try pushContainer(.set(existing + items), holding: items, itemDepth: max(depth, setDepth - 1))
+                guard case .set(let set) = stack.last else { throw corrupt("ADDITEMS to a non-set") }
+                try grow(set, nil, itemDepth: depth)
+                Self.markNested(items)
+                set.items += items
             case 0x91:                                                    // FROZENSET
                 let (items, depth) = try popToMark()
-                try pushContainer(.set(items), holding: items, itemDepth: depth)
+                let set = PickleList()
+                set.items = items
+                try pushContainer(.set(set), holding: items, itemDepth: depth)
             case 0x71: try memoize(Int(try byte()))                       // BINPUT
             case 0x72: try memoize(Int(try littleEndian(4)))              // LONG_BINPUT
             case 0x70:                                                    // PUT (text)
@@ -366,7 +372,7 @@ struct PickleMachine {
                 // What the call builds holds (parts of) the arguments: it is no deeper than they are.
                 let result = try reduce(callable, arguments.asTuple ?? [])
                 switch result {
-                case .list(let list): list.depth = max(1, depth)
+                case .list(let list), .set(let list): list.depth = max(1, depth)
                 case .dict(let dict): dict.depth = max(1, depth)
                 default: break
                 }
@@ -425,7 +431,9 @@ struct PickleMachine {
         case "builtins.tuple", "torch.Size":
             return .tuple(arguments.first?.asTuple ?? [])
         case "builtins.set", "builtins.frozenset":
-            return .set(arguments.first?.asTuple ?? [])
+            let set = PickleList()
+            set.items = arguments.first?.asTuple ?? []
+            return .set(set)
         case "_codecs.encode":
             guard let text = arguments.first?.asString else { throw corrupt("_codecs.encode needs a string") }
             return .bytes(text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
@@ -435,8 +443,13 @@ struct PickleMachine {
             guard let first = arguments.first, case .tensor = first else { throw corrupt("_rebuild_parameter needs a tensor") }
             return first
         case "torch._utils._rebuild_tensor_v2":
+            func integers(_ value: PickleValue) -> [Int]? {
+                guard let items = value.asTuple else { return nil }
+                let numbers = items.compactMap(\.asInt)
+                return numbers.count == items.count ? numbers : nil
+            }
             guard arguments.count >= 4, case .storage(let storage) = arguments[0], let offset = arguments[1].asInt,
-                  let shape = arguments[2].asTuple?.compactMap(\.asInt), let strides = arguments[3].asTuple?.compactMap(\.asInt),
+                  let shape = integers(arguments[2]), let strides = integers(arguments[3]),
                   shape.count == strides.count else {
                 throw corrupt("_rebuild_tensor_v2 with unexpected arguments")
             }

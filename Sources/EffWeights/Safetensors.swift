@@ -12,6 +12,18 @@ public enum Safetensors {
         data.count >= 9 && data[data.startIndex + 8] == UInt8(ascii: "{")
     }
 
+    /// A JSON list of whole numbers (`[4.7]` or `["4"]` is refused, not read as `[4]`).
+    private static func integers(_ value: Any?) -> [Int]? {
+        guard let items = value as? [Any] else { return nil }
+        var numbers: [Int] = []
+        for item in items {
+            // Bridging to Int is exact: 4.7 or 1e30 gives nil.
+            guard let number = item as? Int else { return nil }
+            numbers.append(number)
+        }
+        return numbers
+    }
+
     static func read(path: String, data: Data) throws -> [(String, TensorLocation)] {
         guard data.count >= 8 else { throw WeightsError(.corrupt, path, "safetensors file shorter than its 8-byte header length") }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
@@ -35,10 +47,8 @@ public enum Safetensors {
         var entries: [(String, TensorLocation, Int)] = []
         for (name, value) in header where name != "__metadata__" {
             guard let fields = value as? [String: Any], let dtypeName = fields["dtype"] as? String,
-                  let shape = (fields["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (fields["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  offsets.count == 2, shape.count == (fields["shape"] as? [Any])?.count else {
-                throw WeightsError(.corrupt, path, "tensor '\(name)': header entry needs dtype, shape and data_offsets")
+                  let shape = integers(fields["shape"]), let offsets = integers(fields["data_offsets"]), offsets.count == 2 else {
+                throw WeightsError(.corrupt, path, "tensor '\(name)': header entry needs dtype, shape and data_offsets as lists of whole numbers")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw WeightsError(.unsupportedDType, path, "tensor '\(name)' has dtype '\(dtypeName)', which effdense cannot read (F32, F16, BF16, F64 and integer types are supported)")
@@ -47,15 +57,13 @@ public enum Safetensors {
             guard shape.allSatisfy({ $0 >= 0 }), begin >= 0, begin <= end, end <= dataBytes else {
                 throw WeightsError(.corrupt, path, "tensor '\(name)': data_offsets [\(begin), \(end)] out of range (the data section has \(dataBytes) bytes)")
             }
-            let (count, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-                return (p, acc.1 || o)
+            guard let count = TensorLocation.elementCount(shape), let bytes = dtype.byteCount(of: count) else {
+                throw WeightsError(.corrupt, path, "tensor '\(name)' has an impossible shape \(shape): its dimensions multiply past 2^63")
             }
-            guard !overflow, count * dtype.size == end - begin else {
-                throw WeightsError(.corrupt, path, "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(overflow ? "too many" : String(count * dtype.size)) bytes, data_offsets give \(end - begin)")
+            guard bytes == end - begin else {
+                throw WeightsError(.corrupt, path, "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(bytes) bytes, data_offsets give \(end - begin)")
             }
-            var strides = [Int](repeating: 1, count: shape.count)
-            for axis in stride(from: shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * shape[axis + 1] }
+            let strides = TensorLocation.contiguousStrides(shape)
             let location = TensorLocation(buffer: data, byteOffset: dataStart + begin, storageElements: count, dtype: dtype,
                                           offset: 0, shape: shape, strides: strides)
             try location.validate(name: name, file: path)

@@ -84,10 +84,19 @@ enum TorchCheckpoint {
         }
     }
 
+    /// The largest `data.pkl` read: torch's own are kilobytes to a few megabytes (even with an
+    /// optimizer state, whose tensors are storages, not pickle bytes).
+    static let maxPickleBytes = 256 << 20
+
     /// Reads a zip checkpoint: `<name>/data.pkl` and `<name>/data/<key>` per storage.
-    /// The archive is read from the file, not from memory: ZIPFoundation's in-memory archive traps
-    /// on a central directory that points past the end of the data (found by Fuzz/, see
-    /// Tests/EffWeightsTests/Fixtures/fuzz/), its file-backed one reports an error.
+    /// The central directory is walked once into a table (a lookup per storage was a scan per
+    /// storage: quadratic in the tensor count). Every entry is checked against what it must hold
+    /// before anything is allocated for it — the pickle against `maxPickleBytes`, a storage
+    /// against its element count × dtype size — read incrementally with that bound enforced as
+    /// the bytes come (an entry's header may lie), into memory whose allocation failure is an
+    /// error. The archive is read from the file, not from memory: ZIPFoundation's in-memory
+    /// archive traps on a central directory that points past the end of the data (found by Fuzz/,
+    /// see Tests/EffWeightsTests/Fixtures/fuzz/), its file-backed one reports an error.
     static func readZip(path: String) throws -> [(String, TensorLocation)] {
         let archive: Archive
         do {
@@ -95,42 +104,63 @@ enum TorchCheckpoint {
         } catch {
             throw WeightsError(.corrupt, path, "a zip file that cannot be opened (\(error)); the file may be truncated")
         }
-        guard let pickleEntry = archive.first(where: { $0.path.hasSuffix("data.pkl") && $0.type == .file }) else {
+        var entries: [String: Entry] = [:]
+        var pickleEntry: Entry?
+        for entry in archive where entry.type == .file {
+            if entries[entry.path] == nil { entries[entry.path] = entry }
+            if pickleEntry == nil, entry.path.hasSuffix("data.pkl") { pickleEntry = entry }
+        }
+        guard let pickleEntry else {
             throw WeightsError(.corrupt, path, "a zip file without data.pkl: not a torch.save checkpoint")
         }
         let root = String(pickleEntry.path.dropLast("data.pkl".count))
         let table = StorageTable()
-        let pickle = try extract(pickleEntry, from: archive, path: path)
+        guard pickleEntry.uncompressedSize <= UInt64(maxPickleBytes) else {
+            throw WeightsError(.corrupt, path, "zip entry '\(pickleEntry.path)' claims \(pickleEntry.uncompressedSize) bytes, over the \(maxPickleBytes >> 20) MB limit for a checkpoint's pickle")
+        }
+        let pickle = try extract(pickleEntry, bytes: Int(pickleEntry.uncompressedSize), from: archive, path: path)
         let (object, _) = try unpickle(pickle, file: path, storages: table)
         let state = try stateDict(object, file: path)
         return try locations(state, file: path) { storage in
-            guard let entry = archive[root + "data/" + storage.key] else {
+            guard let entry = entries[root + "data/" + storage.key] else {
                 throw WeightsError(.corrupt, path, "storage '\(storage.key)' is missing from the zip")
             }
-            let bytes = try extract(entry, from: archive, path: path)
-            guard let needed = storage.dtype.byteCount(of: storage.elementCount), bytes.count >= needed else {
-                throw WeightsError(.corrupt, path, "storage '\(storage.key)' holds \(bytes.count) bytes, too few for its \(storage.elementCount) \(storage.dtype.rawValue) values")
+            guard let needed = storage.dtype.byteCount(of: storage.elementCount), entry.uncompressedSize == UInt64(needed) else {
+                throw WeightsError(.corrupt, path, "storage '\(storage.key)' (zip entry '\(entry.path)') holds \(entry.uncompressedSize) bytes, its \(storage.elementCount) \(storage.dtype.rawValue) values need \(storage.dtype.byteCount(of: storage.elementCount).map(String.init) ?? "more than 2^63")")
             }
-            return (bytes, 0)
+            return (try extract(entry, bytes: needed, from: archive, path: path), 0)
         }
     }
 
-    private static func extract(_ entry: Entry, from archive: Archive, path: String) throws -> Data {
-        guard entry.uncompressedSize <= UInt64(Int.max / 2) else {
-            throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' claims an impossible size")
+    /// The `bytes` bytes of `entry` (its header's size, already checked against a bound), read
+    /// chunk by chunk into one allocation; more or fewer bytes than that, a CRC mismatch or an
+    /// allocation the process cannot make is an error.
+    private static func extract(_ entry: Entry, bytes: Int, from archive: Archive, path: String) throws -> Data {
+        guard let buffer = malloc(max(bytes, 1)) else {
+            throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' needs \(bytes) bytes of memory, which this process cannot allocate")
         }
-        var bytes = Data()
-        bytes.reserveCapacity(Int(min(entry.uncompressedSize, 1 << 30)))
+        var filled = 0
         do {
-            _ = try archive.extract(entry) { bytes.append($0) }
+            _ = try archive.extract(entry) { chunk in
+                guard chunk.count <= bytes - filled else { throw EntryTooLong() }
+                chunk.copyBytes(to: buffer.advanced(by: filled).assumingMemoryBound(to: UInt8.self), count: chunk.count)
+                filled += chunk.count
+            }
+        } catch is EntryTooLong {
+            free(buffer)
+            throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' holds more than the \(bytes) bytes its header says")
         } catch {
+            free(buffer)
             throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' cannot be read (\(error)): its sizes or checksum do not match its data")
         }
-        guard UInt64(bytes.count) == entry.uncompressedSize else {
-            throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' holds \(bytes.count) bytes, its header says \(entry.uncompressedSize)")
+        guard filled == bytes else {
+            free(buffer)
+            throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' holds \(filled) bytes, its header says \(bytes)")
         }
-        return bytes
+        return Data(bytesNoCopy: buffer, count: bytes, deallocator: .free)
     }
+
+    private struct EntryTooLong: Error {}
 
     /// Reads a legacy checkpoint: magic, protocol version, system info, the object, the storage
     /// keys, then each storage as an 8-byte element count followed by its raw elements.

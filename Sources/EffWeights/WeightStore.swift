@@ -99,8 +99,15 @@ public struct WeightStore: Sendable {
             throw WeightsError(.missingKey, file, "no tensor named '\(name)'")
         }
         var tensor = Tensor(uninitialized: location.shape)
-        tensor.withUnsafeMutableBufferPointer { out in
+        let firstNonFinite = tensor.withUnsafeMutableBufferPointer { out -> Int? in
             location.forEachElement { raw, index, flat in out[flat] = location.dtype.load(raw, index) }
+            return out.firstIndex { !$0.isFinite }
+        }
+        // A NaN or infinite parameter poisons every output it reaches (boxes, scores, masks):
+        // refused here, naming the tensor, rather than producing NaN results.
+        if let firstNonFinite {
+            let value = tensor.scalars[firstNonFinite]
+            throw WeightsError(.nonFinite, file, "tensor '\(name)' holds \(value.isNaN ? "NaN" : value > 0 ? "+inf" : "-inf") (element \(firstNonFinite) of \(location.shape)); a checkpoint's parameters must be finite numbers")
         }
         return tensor
     }
@@ -122,6 +129,9 @@ extension TensorLocation {
     func validate(name: String, file: String) throws {
         guard shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }), offset >= 0, storageElements >= 0 else {
             throw WeightsError(.corrupt, file, "tensor '\(name)' has a negative size, stride or offset")
+        }
+        guard Self.elementCount(shape) != nil else {
+            throw WeightsError(.corrupt, file, "tensor '\(name)' has an impossible shape \(shape): its dimensions multiply past 2^63")
         }
         guard byteOffset >= 0, let storageBytes = dtype.byteCount(of: storageElements), storageBytes <= buffer.count - byteOffset else {
             throw WeightsError(.corrupt, file, "tensor '\(name)': its storage (\(storageElements) \(dtype.rawValue) values at byte \(byteOffset)) runs past the end of the data (\(buffer.count) bytes); the file is truncated or its offsets are wrong")
@@ -146,6 +156,27 @@ extension TensorLocation {
         guard elements <= max(storageElements, Self.maxRepeatedElements) else {
             throw WeightsError(.corrupt, file, "tensor '\(name)' of shape \(shape) has \(elements) elements over a storage of \(storageElements)")
         }
+    }
+
+    /// The element count of `shape`, or nil when a dimension is negative or the dimensions
+    /// multiply past Int. Zeros count as ones in the check, so `[0, 2^40, 2^40]` is refused like
+    /// `[1, 2^40, 2^40]`: every partial product (row-major strides, sizes) then fits too.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var bound = 1
+        for size in shape {
+            guard size >= 0 else { return nil }
+            let (product, overflow) = bound.multipliedReportingOverflow(by: max(size, 1))
+            if overflow { return nil }
+            bound = product
+        }
+        return shape.contains(0) ? 0 : bound
+    }
+
+    /// Row-major strides of `shape` (which `elementCount` accepted).
+    static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        for axis in stride(from: shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * max(shape[axis + 1], 1) }
+        return strides
     }
 
     /// The most elements a view may have beyond its storage's (by zero strides).

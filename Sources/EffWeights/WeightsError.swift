@@ -7,6 +7,8 @@ public struct WeightsError: Error, CustomStringConvertible, Equatable {
         case unknownFormat
         /// Structurally broken: truncated, offsets out of range, sizes that lie, bad JSON.
         case corrupt
+        /// A floating-point tensor holds NaN or an infinity.
+        case nonFinite
         /// A dtype effdense cannot convert.
         case unsupportedDType
         /// The pickle names a global outside the allowlist (never executed).

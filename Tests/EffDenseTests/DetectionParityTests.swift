@@ -70,6 +70,36 @@ import Testing
         #expect(anchors.boxes[9 * 4 + 1] == -4 && anchors.boxes[9 * 4 + 3] == 28)
     }
 
+    /// Overflowing activations (with finite weights) give NaN / infinite box deltas or logits:
+    /// those candidates are no detections, and nothing non-finite reaches the results.
+    @Test func nonFiniteOutputsGiveNoDetections() throws {
+        let config = try DetectionConfig.load(contentsOf: Self.root.appendingPathComponent("configs/tf_efficientdet_d0.yaml").path)
+        let anchors = AnchorGrid(config: config)
+        let sizes = config.featureSizes
+        var classes: [Tensor] = [], boxes: [Tensor] = []
+        for level in config.minLevel...config.maxLevel {
+            let (h, w) = (sizes[level].height, sizes[level].width)
+            classes.append(Tensor(zeros: [1, h, w, 9 * config.numClasses]))
+            boxes.append(Tensor(zeros: [1, h, w, 9 * 4]))
+        }
+        // Anchor 0: NaN delta; anchor 1: infinite size; anchor 2: NaN logit; anchor 3: finite.
+        classes[0].withUnsafeMutableBufferPointer { c in
+            for anchor in 0..<4 { c[anchor * config.numClasses] = 5 }
+            c[2 * config.numClasses] = .nan
+        }
+        boxes[0].withUnsafeMutableBufferPointer { b in
+            b[0] = .nan
+            b[1 * 4 + 2] = .infinity
+        }
+        for clip in [nil, (width: Float(512), height: Float(512))] as [(width: Float, height: Float)?] {
+            let found = try PostProcessing(scoreThreshold: 0.5).detections(classes: classes, boxes: boxes, anchors: anchors,
+                                                                           numClasses: config.numClasses, clipSize: clip)
+            #expect(found.allSatisfy { $0.score.isFinite && $0.box.allSatisfy(\.isFinite) })
+            // Clipped, the infinite box becomes the picture's height (as torch's clamp makes it).
+            #expect(found.count == (clip == nil ? 1 : 2), "\(found)")
+        }
+    }
+
     @Test func hardAndSoftNMS() {
         let a = Detection(box: [0, 0, 10, 10], score: 0.9, classIndex: 1)
         let b = Detection(box: [1, 0, 11, 10], score: 0.8, classIndex: 1)   // IoU 0.818 with a

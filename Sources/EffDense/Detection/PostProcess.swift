@@ -68,6 +68,8 @@ public struct PostProcessing: Sendable, Equatable {
                 box = [min(box[0], clipSize.width), min(box[1], clipSize.height), min(box[2], clipSize.width), min(box[3], clipSize.height)]
             }
             let score = 1 / (1 + expf(-logits[index]))
+            // A box or score the network made non-finite (overflowing activations) is no detection.
+            guard score.isFinite, box.allSatisfy(\.isFinite) else { continue }
             decoded.append(Detection(box: box, score: score, classIndex: index % numClasses))
         }
         // 3. Per-class NMS, best first.
