@@ -40,7 +40,7 @@ let package = Package(
             ]),
         .target(name: "EffDense", dependencies: ["EffCore", "EffWeights", "EffImage", .product(name: "Yams", package: "Yams")]),
         // Many pictures: inputs (folders, globs, lists), shards, the overlapped decode → network → write run.
-        .target(name: "EffBatch", dependencies: ["EffImage"]),
+        .target(name: "EffBatch", dependencies: ["EffImage", "EffCore"]),
         .executableTarget(
             name: "effdense",
             dependencies: [

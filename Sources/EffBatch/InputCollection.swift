@@ -1,3 +1,4 @@
+import EffCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -117,7 +118,7 @@ public struct InputCollector: Sendable {
             }
             for name in names where !name.hasPrefix(".") {
                 let child = relative.isEmpty ? name : relative + "/" + name
-                let path = (folder as NSString).appendingPathComponent(child)
+                let path = PathText.join(folder, child)
                 if excluded.contains(Self.canonical(path)) { continue }
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
@@ -152,7 +153,7 @@ public struct InputCollector: Sendable {
         return String(path.dropFirst(base.count + 1))
     }
 
-    static func lastComponent(_ path: String) -> String { (path as NSString).lastPathComponent }
+    static func lastComponent(_ path: String) -> String { PathText.lastComponent(path) }
 
     /// `path` absolute, standardised, symbolic links resolved: one spelling per file.
     public static func canonical(_ path: String) -> String {
@@ -205,9 +206,9 @@ public struct OutputNaming: Sendable {
     public init(_ pictures: [InputPicture], folder: String?) {
         func base(_ picture: InputPicture, keepExtension: Bool) -> String {
             let relative = folder == nil ? InputCollector.lastComponent(picture.path) : picture.relativePath
-            let stem = keepExtension ? relative : (relative as NSString).deletingPathExtension
-            let directory = folder ?? (picture.path as NSString).deletingLastPathComponent
-            return (directory as NSString).appendingPathComponent(Self.safe(stem))
+            let stem = keepExtension ? relative : PathText.deletingExtension(relative)
+            let directory = folder ?? PathText.parent(picture.path)
+            return PathText.join(directory, Self.safe(stem))
         }
         var counts: [String: Int] = [:]
         for picture in pictures { counts[base(picture, keepExtension: false), default: 0] += 1 }
@@ -227,7 +228,7 @@ public struct OutputNaming: Sendable {
 
     /// The output path of `picture` ending in `suffix` (e.g. `.detections.png`).
     public func path(for picture: InputPicture, suffix: String) -> String {
-        (bases[picture] ?? (picture.path as NSString).deletingPathExtension) + suffix
+        (bases[picture] ?? PathText.deletingExtension(picture.path)) + suffix
     }
 
     /// A relative path with `..` and empty components made harmless, so it stays inside the folder.

@@ -69,6 +69,7 @@ public enum ImageCodec {
 
     /// Reads and decodes the PNG or JPEG at `path`.
     public static func decode(contentsOf path: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+        if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
@@ -177,8 +178,9 @@ public enum ImageCodec {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         if writing {
-            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            if !manager.fileExists(atPath: parent) { return "the folder \(parent) does not exist" }
+            let parent = PathText.parent(path)
+            if !parent.isEmpty && !manager.fileExists(atPath: parent) { return "the folder \(parent) does not exist" }
+            if manager.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue { return "it is a folder" }
             return "permission denied or disk full"
         }
         if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }

@@ -44,6 +44,7 @@ public struct WeightStore: Sendable {
 
     /// Opens a safetensors file or a `torch.save` file (zip or legacy), recognised by content.
     public init(contentsOf path: String) throws {
+        if let problem = PathText.notARegularFile(path) { throw WeightsError(.unreadable, path, problem) }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)

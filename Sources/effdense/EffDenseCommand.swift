@@ -12,15 +12,37 @@ struct EffDenseCommand: ParsableCommand {
     /// Runs the command line. Every failure — a bad flag, a bad file — ends with one line on
     /// stderr and exit status 1; help and version requests exit 0.
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }
-            let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            FileHandle.standardError.write(Data("effdense: \(message)\n".utf8))
-            Foundation.exit(1)
+            if exitCode(for: error) == .success {
+                // A help request that nobody typed: ArgumentParser reads `-dash.png` as the
+                // short flags -d -a -s -h ..., and -h is help. It is a file name, not a request.
+                if let unknown = arguments.prefix(while: { $0 != "--" }).first(where: { $0.hasPrefix("-") && !$0.hasPrefix("--") && $0.count > 2 }),
+                   !arguments.contains(where: { ["-h", "--help", "help"].contains($0) }) {
+                    fail("unknown option '\(unknown)' (a file whose name starts with '-' is written ./\(unknown) or after --)")
+                }
+                exit(withError: error)
+            }
+            fail(Self.message(for: error))
         }
+    }
+
+    /// Ends the run with status 1 and `message` on one line of stderr.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("effdense: \(oneLine(message))\n".utf8))
+        Foundation.exit(1)
+    }
+
+    /// `message` as one line: ArgumentParser's usage and help lines dropped, line breaks and other
+    /// control characters (file names may hold them) escaped.
+    static func oneLine(_ message: String) -> String {
+        let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
+            .prefix { !$0.hasPrefix("Usage:") && !$0.hasPrefix("Help:") && !$0.hasPrefix("  See '") }
+        let text = lines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
     }
 }
 

@@ -83,7 +83,7 @@ struct PictureRun {
         if inputPaths.contains(InputCollector.canonical(target)) {
             throw ImageError(.unwritable, target, "refusing to overwrite an input picture")
         }
-        let folder = (target as NSString).deletingLastPathComponent
+        let folder = PathText.parent(target)
         if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -121,7 +121,7 @@ struct PictureRun {
             },
             report: { picture, error in
                 if single { throw error }
-                FileHandle.standardError.write(Data("effdense: \(error)\n".utf8))
+                FileHandle.standardError.write(Data("effdense: \(EffDenseCommand.oneLine("\(error)"))\n".utf8))
                 try json.add(["image": picture.path, "error": "\(error)"])
             })
         if single { return }

@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+/// Input paths a user can type or a folder can hold, run through classify, detect and segment:
+/// each ends with exit status 0 or 1 and at most one line on stderr — never a signal (a
+/// one-character path once trapped in Foundation's path code), never a hang (a FIFO).
+@Suite struct OddPathTests {
+    static let segmentationWeights = CLITests.packageRoot
+        .appendingPathComponent("Tests/EffDenseTests/Fixtures/segmentation/deeplabv3plus_efficientnet_b0.pth").path
+
+    /// Paths as printf formats, so newlines and bytes that are not UTF-8 reach argv unchanged.
+    static let paths = [
+        "-", "x", "./x", "--", "a b.png", "new\\nline.png", "\\377\\376.png", "-dash.png", "--dash.png",
+        String(repeating: "a", count: 300) + ".png", "x.png", "fifo.png", "loop", "loop2", "link.png", "",
+    ]
+
+    /// A folder holding the odd files: pictures named with a space, a newline, bytes that are not
+    /// UTF-8 and a leading dash; a folder named x.png; a FIFO; symbolic link loops; a good link.
+    static func oddFolder() throws -> URL {
+        let folder = try CLITests.temporaryFolder()
+        let setup = """
+            cp "$1" 'a b.png' && cp "$1" "$(printf 'new\\nline.png')" && cp "$1" "$(printf '\\377\\376.png')" \
+            && cp "$1" ./-dash.png && mkdir x.png && mkfifo fifo.png && ln -s loop loop && ln -s loop2 loop3 \
+            && ln -s loop3 loop2 && ln -s 'a b.png' link.png
+            """
+        let result = try shell(setup, in: folder, arguments: [CLITests.packageRoot.appendingPathComponent("samples/coffee.jpg").path])
+        #expect(result.status == 0, "\(result.stderr)")
+        return folder
+    }
+
+    static func shell(_ script: String, in folder: URL, arguments: [String]) throws -> CLITests.Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script, "sh"] + arguments
+        process.currentDirectoryURL = folder
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit, "killed by signal \(process.terminationStatus): \(script) \(arguments)")
+        return CLITests.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                               stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test(arguments: ["classify", "detect", "segment"])
+    func oddInputPathsEndInStatusZeroOrOneWithOneLine(command: String) throws {
+        let folder = try Self.oddFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let weights: [String] = switch command {
+        case "detect": ["--weights", DetectCLITests.weights]
+        case "segment": ["--weights", Self.segmentationWeights]
+        default: []
+        }
+        let outputs: [[String]] = command == "classify" ? [[]] : [[], ["-o", "out.png"]]
+        for path in Self.paths {
+            for output in outputs {
+                // The path goes through printf; timeout: a FIFO read would block forever (124 fails below).
+                let script = "b=$1; c=$2; p=$(printf \"x$3\"); p=${p#x}; shift 3; exec timeout 60 \"$b\" \"$c\" \"$p\" \"$@\""
+                let extra = output + weights
+                let result = try Self.shell(script, in: folder, arguments: [CLITests.binary.path, command, path] + extra)
+                let what = "\(command) '\(path)' \(output.joined(separator: " "))"
+                #expect(result.status == 0 || result.status == 1, "\(what): exit \(result.status); \(result.stderr)")
+                let lines = result.stderr.split(separator: "\n")
+                #expect(result.status == 0 ? lines.isEmpty : lines.count == 1, "\(what): stderr \(result.stderr)")
+            }
+        }
+    }
+}
