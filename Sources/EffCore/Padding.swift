@@ -9,6 +9,9 @@ public enum PaddingMode: Sendable, Equatable {
     case symmetric
     /// The same explicit amount on every side (PyTorch's `padding=p`).
     case explicit(Int)
+    /// Fixed amounts per side, whatever the input's size (lukemelas' `Conv2dStaticSamePadding`:
+    /// SAME padding computed once for a nominal image size).
+    case fixed(Padding)
     /// No padding.
     case valid
 }
@@ -37,6 +40,8 @@ public struct Padding: Sendable, Equatable {
             self.init(top: p, bottom: p, left: p, right: p)
         case .explicit(let p):
             self.init(top: p, bottom: p, left: p, right: p)
+        case .fixed(let amounts):
+            self = amounts
         case .valid:
             self.init(top: 0, bottom: 0, left: 0, right: 0)
         }

@@ -38,7 +38,7 @@ public struct ClassifierPreprocessing: Sendable, Equatable {
 /// A named classification model: its architecture and the pre-processing its weights expect.
 public struct ClassificationModel: Sendable {
     public let name: String
-    public let architecture: EfficientNetArchitecture
+    public var architecture: EfficientNetArchitecture
     public let preprocessing: ClassifierPreprocessing
 
     /// The model used when none is named: the real ImageNet EfficientNet-Lite0.
@@ -67,9 +67,16 @@ public struct ClassificationModel: Sendable {
         let half: [Float] = [0.5, 0.5, 0.5]
         if let i = parse("tf_efficientnet_b", count: 8) { return model(b[i], .tensorflow, lite: false) }
         if let i = parse("efficientnet_b", count: 8) { return model(b[i], .pytorch, lite: false) }
-        if let i = parse("efficientnet-b", count: 8) { return model(b[i], .tensorflow, lite: false) }
+        // lukemelas' models pad statically for their nominal size (= the input size here).
+        func lukemelas(_ model: ClassificationModel) -> ClassificationModel {
+            var model = model
+            model.architecture.staticPaddingImageSize = model.preprocessing.inputSize
+            model.architecture.firstBlockOfStageHasSkip = false
+            return model
+        }
+        if let i = parse("efficientnet-b", count: 8) { return lukemelas(model(b[i], .tensorflow, lite: false)) }
         if let i = parse("tf_efficientnet_lite", count: 5) { return model(lite[i], .tensorflow, lite: true, mean: half, std: half) }
-        if let i = parse("efficientnet-lite", count: 5) { return model(lite[i], .tensorflow, lite: true, mean: half, std: half) }
+        if let i = parse("efficientnet-lite", count: 5) { return lukemelas(model(lite[i], .tensorflow, lite: true, mean: half, std: half)) }
         if name == "efficientnet_lite0" { return model(lite[0], .pytorch, lite: true) }
         throw TensorError("model", "unknown classification model '\(name)' (known: tf_efficientnet_b0…b7, efficientnet_b0…b7, tf_efficientnet_lite0…4, efficientnet_lite0, efficientnet-b0…b7, efficientnet-lite0…4)")
     }

@@ -39,8 +39,17 @@ public struct EfficientNet: Sendable {
         let activation = architecture.activation
         let layer = LayerBinder(binder: binder, padding: padding, eps: eps)
 
+        // lukemelas' static padding: the nominal size before each strided layer decides its padding.
+        var nominalSize = architecture.staticPaddingImageSize
+        func staticPadding(kernel: Int, stride: Int, dilation: Int) -> PaddingMode? {
+            guard let size = nominalSize else { return nil }
+            defer { nominalSize = (size + stride - 1) / stride }
+            // smp's replace_strides_with_dilation drops the static padding of dilated blocks.
+            if dilation > 1 { return .explicit(kernel / 2 * dilation) }
+            return .fixed(Padding(.same, height: size, width: size, kernel: kernel, stride: stride))
+        }
         stem = try layer.conv(keys.stem.conv, bn: keys.stem.bn, in: 3, out: architecture.scaledStemChannels,
-                              kernel: 3, stride: 2, activation: activation)
+                              kernel: 3, stride: 2, activation: activation, padding: staticPadding(kernel: 3, stride: 2, dilation: 1))
         blocks = try blockSpecs.enumerated().map { flat, spec in
             func names(_ part: MBConvPart) -> (conv: String, bn: String?) { keys.block(spec, flatIndex: flat, part) }
             let expand = spec.kind == .invertedResidual
@@ -48,7 +57,8 @@ public struct EfficientNet: Sendable {
                                  kernel: 1, activation: activation)
                 : nil
             let depthwise = try layer.depthwise(names(.depthwise).conv, bn: names(.depthwise).bn, channels: spec.midChannels,
-                                                kernel: spec.kernel, stride: spec.stride, dilation: spec.dilation, activation: activation)
+                                                kernel: spec.kernel, stride: spec.stride, dilation: spec.dilation, activation: activation,
+                                                padding: staticPadding(kernel: spec.kernel, stride: spec.stride, dilation: spec.dilation))
             var se: SqueezeExcite?
             if spec.seChannels > 0 {
                 let reduce = names(.seReduce).conv, expandName = names(.seExpand).conv
@@ -137,21 +147,22 @@ struct LayerBinder {
 
     /// A convolution and its BatchNorm (folded). Without a BatchNorm the convolution has a bias;
     /// with one, a bias only when `bias` says so (effdet's "redundant bias").
+    /// `padding` overrides the binder's mode for this layer.
     func conv(_ name: String, bn: String?, in inChannels: Int, out: Int, kernel: Int, stride: Int = 1,
-              dilation: Int = 1, activation: Activation, bias: Bool? = nil) throws -> Conv2D {
+              dilation: Int = 1, activation: Activation, bias: Bool? = nil, padding layerPadding: PaddingMode? = nil) throws -> Conv2D {
         let hasBias = bias ?? (bn == nil)
         let conv = try Conv2D(weight: binder.tensor(name + ".weight", shape: [out, inChannels, kernel, kernel]),
                               bias: hasBias ? binder.tensor(name + ".bias", shape: [out]) : nil,
-                              stride: stride, dilation: dilation, padding: padding, activation: activation)
+                              stride: stride, dilation: dilation, padding: layerPadding ?? padding, activation: activation)
         return try bn.map { try conv.folding(batchNorm($0, channels: out)) } ?? conv
     }
 
     func depthwise(_ name: String, bn: String?, channels: Int, kernel: Int, stride: Int, dilation: Int,
-                   activation: Activation, bias: Bool? = nil) throws -> DepthwiseConv2D {
+                   activation: Activation, bias: Bool? = nil, padding layerPadding: PaddingMode? = nil) throws -> DepthwiseConv2D {
         let hasBias = bias ?? (bn == nil)
         let conv = try DepthwiseConv2D(weight: binder.tensor(name + ".weight", shape: [channels, 1, kernel, kernel]),
                                        bias: hasBias ? binder.tensor(name + ".bias", shape: [channels]) : nil,
-                                       stride: stride, dilation: dilation, padding: padding, activation: activation)
+                                       stride: stride, dilation: dilation, padding: layerPadding ?? padding, activation: activation)
         return try bn.map { try conv.folding(batchNorm($0, channels: channels)) } ?? conv
     }
 }

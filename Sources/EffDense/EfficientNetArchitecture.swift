@@ -53,6 +53,15 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
     public var seRatio: Double { isLite ? 0 : 0.25 }
     public var activation: Activation { isLite ? .relu6 : .silu }
     public var numClasses = 1000
+    /// lukemelas' EfficientNet-PyTorch (and smp's `efficientnet-bN` encoders, and the Lite models
+    /// built the same way) pad every convolution with `Conv2dStaticSamePadding`: TF "SAME" amounts
+    /// computed once for this nominal image size (224, 240, 260, 300, 380, ...), tracked through
+    /// the strides, and used for every input size. nil: padding follows `flavour` for each input.
+    public var staticPaddingImageSize: Int?
+    /// Whether the first block of a stage adds its input when its stride is 1 and its channel
+    /// count unchanged (timm, torchvision). lukemelas' blocks compare their stride — a list for a
+    /// stage's first block — with the number 1 and never do; only narrow widths make that visible.
+    public var firstBlockOfStageHasSkip = true
 
     public init(width: Double, depth: Double, flavour: Flavour, isLite: Bool = false, numClasses: Int = 1000) {
         widthMultiplier = width
@@ -88,7 +97,9 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
         public let kernel: Int, stride: Int, dilation: Int
         /// Squeeze-and-excitation bottleneck channels (0: none).
         public let seChannels: Int
-        public var hasSkip: Bool { stride == 1 && inChannels == outChannels }
+        /// Whether the block adds its input to its output (decided when the network is built:
+        /// smp's later dilation does not change it).
+        public let hasSkip: Bool
         /// Whether this block's output is one of the multi-scale features.
         public var isFeature: Bool
     }
@@ -102,7 +113,7 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
             return Block(stage: block.stage, index: block.index, kind: block.kind, inChannels: block.inChannels,
                          midChannels: block.midChannels, outChannels: block.outChannels, kernel: block.kernel,
                          stride: rule == nil ? block.stride : 1, dilation: rule?.dilation ?? 1,
-                         seChannels: block.seChannels, isFeature: features.contains(index))
+                         seChannels: block.seChannels, hasSkip: block.hasSkip, isFeature: features.contains(index))
         }
     }
 
@@ -143,9 +154,10 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
                 let isFeature = isLastOfStage && (s == stages.count - 1 || stages[s + 1].stride > 1)
                 let mid = stage.kind == .invertedResidual ? inChannels * stage.expandRatio : inChannels
                 let se = seRatio > 0 ? Int((Double(inChannels) * seRatio).rounded()) : 0
+                let hasSkip = stride == 1 && inChannels == outChannels && (b > 0 || firstBlockOfStageHasSkip)
                 blocks.append(Block(stage: s, index: b, kind: stage.kind, inChannels: inChannels, midChannels: mid,
                                     outChannels: outChannels, kernel: stage.kernel, stride: stride, dilation: currentDilation,
-                                    seChannels: se, isFeature: isFeature))
+                                    seChannels: se, hasSkip: hasSkip, isFeature: isFeature))
                 currentDilation = nextDilation
                 inChannels = outChannels
             }

@@ -6,14 +6,15 @@ import Foundation
 /// which get dilated, as smp's own encoder tables define them.
 public struct SegmentationEncoder: Sendable {
     public let name: String
-    public let architecture: EfficientNetArchitecture
+    /// The encoder's EfficientNet (adjustable, e.g. a narrower width for tests).
+    public var architecture: EfficientNetArchitecture
     public let keys: EfficientNetKeys
     /// Flat block indices whose outputs are the stride 4, 8, 16, 32 features (the stem gives stride 2).
     public let featureBlocks: [Int]
     /// First block of smp's "stride 16" and "stride 32" stages (dilated past the output stride).
     public let stage16Start: Int, stage32Start: Int
 
-    /// `efficientnet-b0…b7` (lukemelas layout, TF padding) or `timm-efficientnet-b0…b7` (timm layout,
+    /// `efficientnet-b0…b7` (lukemelas layout, TF padding static for the nominal size) or `timm-efficientnet-b0…b7` (timm layout,
     /// built by smp with timm's PyTorch-native padding and eps).
     public static func named(_ name: String) throws -> SegmentationEncoder {
         // smp's out_indexes for efficientnet-bN (note b0 takes its stride-16 feature at block 8).
@@ -21,7 +22,9 @@ public struct SegmentationEncoder: Sendable {
                                 [5, 9, 21, 31], [7, 12, 26, 38], [8, 14, 30, 44], [10, 17, 37, 54]]
         let scaling: [(Double, Double)] = [(1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2), (1.8, 2.6), (2.0, 3.1)]
         if name.hasPrefix("efficientnet-b"), let i = Int(name.dropFirst(14)), (0..<8).contains(i) {
-            let architecture = EfficientNetArchitecture(width: scaling[i].0, depth: scaling[i].1, flavour: .tensorflow)
+            var architecture = EfficientNetArchitecture(width: scaling[i].0, depth: scaling[i].1, flavour: .tensorflow)
+            architecture.staticPaddingImageSize = [224, 240, 260, 300, 380, 456, 528, 600][i]
+            architecture.firstBlockOfStageHasSkip = false
             let indexes = lukemelasIndexes[i]
             return SegmentationEncoder(name: name, architecture: architecture, keys: EfficientNetKeys(layout: .lukemelas, prefix: "encoder."),
                                        featureBlocks: indexes, stage16Start: indexes[1] + 1, stage32Start: indexes[2] + 1)

@@ -31,15 +31,23 @@ public struct Segmenter: Sendable {
     /// Resize the longer side to this before the network (the mask keeps the input's size).
     public var longerSide: Int?
 
-    /// Loads smp's DeepLabV3Plus weights (strictly) for `encoder`.
+    /// Loads smp's DeepLabV3Plus weights (strictly) for the smp encoder named `encoder`.
     public init(encoder: String, weightsFile: String, numClasses: Int, outputStride: Int = 16,
+                atrousRates: [Int] = [12, 24, 36], decoderChannels: Int = 256, upsampling: Int = 4, labels: [String] = []) throws {
+        try self.init(encoder: SegmentationEncoder.named(encoder), weightsFile: weightsFile, numClasses: numClasses,
+                      outputStride: outputStride, atrousRates: atrousRates, decoderChannels: decoderChannels,
+                      upsampling: upsampling, labels: labels)
+    }
+
+    /// Loads smp's DeepLabV3Plus weights (strictly) for an encoder description.
+    public init(encoder: SegmentationEncoder, weightsFile: String, numClasses: Int, outputStride: Int = 16,
                 atrousRates: [Int] = [12, 24, 36], decoderChannels: Int = 256, upsampling: Int = 4, labels: [String] = []) throws {
         guard (1...256).contains(numClasses) else {
             throw ConfigError(weightsFile, "a mask holds 1 to 256 classes, found \(numClasses)")
         }
         let store = try WeightStore(contentsOf: weightsFile)
         let binder = WeightBinder(store)
-        network = try DeepLabV3Plus(encoder: SegmentationEncoder.named(encoder), outputStride: outputStride, numClasses: numClasses,
+        network = try DeepLabV3Plus(encoder: encoder, outputStride: outputStride, numClasses: numClasses,
                                     atrousRates: atrousRates, decoderChannels: decoderChannels, upsampling: upsampling, weights: binder)
         try binder.finish()
         guard labels.isEmpty || labels.count == numClasses else {

@@ -1,0 +1,87 @@
+import EffCore
+import EffDense
+import EffWeights
+import Foundation
+import Testing
+
+/// The parity matrix (scripts/make_parity_matrix.py, Fixtures/matrix/matrix.json): every row is a
+/// model family effdense names, built and run by its reference library on a checkpoint that
+/// library saved. Narrow widths (the script says which); depth, kernels, strides, static padding,
+/// dilation and feature blocks are the named model's own. Logits within 1e-4 abs / 1e-3 rel;
+/// masks equal wherever the reference's top two logits differ by more than 1e-3.
+@Suite struct ParityMatrixTests {
+    static let folder = BackboneParityTests.fixtures.appendingPathComponent("matrix")
+
+    struct Row: Decodable, CustomTestStringConvertible, Sendable {
+        struct Case: Decodable, Sendable {
+            let input: String
+            let output_stride: Int?
+        }
+        let kind: String, name: String, width_scale: Double, classes: Int, checkpoint: String, io: String
+        let decoder_channels: Int?
+        let cases: [Case]
+        var testDescription: String { "\(kind) \(name)" }
+    }
+
+    static let rows: [Row] = {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("matrix.json")),
+              let matrix = try? JSONDecoder().decode([String: [Row]].self, from: data) else { return [] }
+        return matrix["rows"] ?? []
+    }()
+
+    @Test func matrixCoversEveryNamedFamily() {
+        let names = Set(Self.rows.map { "\($0.kind) \($0.name)" })
+        for b in 0..<8 {
+            for expected in ["smp efficientnet-b\(b)", "smp timm-efficientnet-b\(b)", "lukemelas efficientnet-b\(b)"] {
+                #expect(names.contains(expected), "the matrix lacks \(expected)")
+            }
+        }
+        #expect(Self.rows.filter { $0.kind == "smp" }.allSatisfy { Set($0.cases.compactMap(\.output_stride)) == [8, 16] })
+    }
+
+    @Test(arguments: rows)
+    func rowMatchesItsReference(_ row: Row) throws {
+        let checkpoint = Self.folder.appendingPathComponent(row.checkpoint).path
+        let io = try WeightStore(contentsOf: Self.folder.appendingPathComponent(row.io).path)
+        switch row.kind {
+        case "smp":
+            var encoder = try SegmentationEncoder.named(row.name)
+            encoder.architecture.widthMultiplier *= row.width_scale
+            for c in row.cases {
+                let outputStride = try #require(c.output_stride)
+                let segmenter = try Segmenter(encoder: encoder, weightsFile: checkpoint, numClasses: row.classes,
+                                              outputStride: outputStride, decoderChannels: row.decoder_channels ?? 256)
+                let logits = try segmenter.logits(nhwc(io.tensor("input_\(c.input)")))
+                let expected = try nhwc(io.tensor("os\(outputStride).logits_\(c.input)"))
+                let what = "\(row.name) OS\(outputStride) \(c.input)"
+                expectClose(logits, expected, what)
+                expectSameMask(logits, expected, what)
+            }
+        case "lukemelas":
+            var model = try ClassificationModel.named(row.name)
+            model.architecture.widthMultiplier *= row.width_scale
+            let classifier = try ImageClassifier(model: model, weightsFile: checkpoint, labels: [])
+            for c in row.cases {
+                let logits = try classifier.network.logits(nhwc(io.tensor("input_\(c.input)")))
+                expectClose(logits, try io.tensor("logits_\(c.input)"), "\(row.name) \(c.input)")
+            }
+        default:
+            Issue.record("unknown matrix row kind \(row.kind)")
+        }
+    }
+}
+
+/// Argmax over channels equal wherever the reference's top two logits differ by more than 1e-3.
+func expectSameMask(_ logits: Tensor, _ expected: Tensor, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    guard let ours = try? argmaxChannels(logits), let reference = try? argmaxChannels(expected), ours.count == reference.count else {
+        Issue.record("\(what): no mask to compare", sourceLocation: sourceLocation)
+        return
+    }
+    let values = expected.scalars, classes = expected.shape[expected.shape.count - 1]
+    var differing = 0
+    for pixel in 0..<ours.count where ours[pixel] != reference[pixel] {
+        let row = values[(pixel * classes)..<((pixel + 1) * classes)].sorted(by: >)
+        if row[0] - row[1] > 1e-3 { differing += 1 }
+    }
+    #expect(differing == 0, "\(what): \(differing) unambiguous pixels get another class", sourceLocation: sourceLocation)
+}
