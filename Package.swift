@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
+        // zlib's crc32 checks torch.save zip entries (ZIPFoundation's own CRC is 5x slower); named apart from ZIPFoundation's internal CZlib module.
+        .systemLibrary(name: "CZlibShim", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
@@ -34,7 +36,7 @@ let package = Package(
         .target(
             name: "EffWeights",
             dependencies: [
-                "EffCore",
+                "EffCore", "CZlibShim",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),

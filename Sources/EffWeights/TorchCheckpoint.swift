@@ -1,3 +1,4 @@
+import CZlibShim
 import Foundation
 import ZIPFoundation
 
@@ -139,11 +140,14 @@ enum TorchCheckpoint {
         guard let buffer = malloc(max(bytes, 1)) else {
             throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' needs \(bytes) bytes of memory, which this process cannot allocate")
         }
-        var filled = 0
+        var filled = 0, checksum: UInt = 0
         do {
-            _ = try archive.extract(entry) { chunk in
+            // zlib's crc32 instead of ZIPFoundation's (5x slower: 1.5 s of a 300 MB checkpoint).
+            _ = try archive.extract(entry, bufferSize: 1 << 20, skipCRC32: true) { chunk in
                 guard chunk.count <= bytes - filled else { throw EntryTooLong() }
-                chunk.copyBytes(to: buffer.advanced(by: filled).assumingMemoryBound(to: UInt8.self), count: chunk.count)
+                let destination = buffer.advanced(by: filled).assumingMemoryBound(to: UInt8.self)
+                chunk.copyBytes(to: destination, count: chunk.count)
+                checksum = crc32(checksum, destination, UInt32(chunk.count))
                 filled += chunk.count
             }
         } catch is EntryTooLong {
@@ -156,6 +160,10 @@ enum TorchCheckpoint {
         guard filled == bytes else {
             free(buffer)
             throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' holds \(filled) bytes, its header says \(bytes)")
+        }
+        guard UInt32(truncatingIfNeeded: checksum) == entry.checksum else {
+            free(buffer)
+            throw WeightsError(.corrupt, path, "zip entry '\(entry.path)' fails its CRC-32 check: the file is damaged")
         }
         return Data(bytesNoCopy: buffer, count: bytes, deallocator: .free)
     }

@@ -20,13 +20,26 @@ import Testing
         let kind: String, name: String, width_scale: Double, classes: Int, checkpoint: String, io: String
         let decoder_channels: Int?
         let cases: [Case]
-        var testDescription: String { "\(kind) \(name)" }
+        /// The folder the row's files are in.
+        var folder = ""
+        var testDescription: String { "\(kind) \(name)\(width_scale == 1 ? " (full size)" : "")" }
+        enum CodingKeys: CodingKey { case kind, name, width_scale, classes, checkpoint, io, decoder_channels, cases }
     }
 
+    /// The committed rows, plus (on demand) the full-size rows written by
+    /// `scripts/make_parity_matrix.py --full ... --out DIR` when EFFDENSE_PARITY_FULL=DIR is set.
     static let rows: [Row] = {
-        guard let data = try? Data(contentsOf: folder.appendingPathComponent("matrix.json")),
-              let matrix = try? JSONDecoder().decode([String: [Row]].self, from: data) else { return [] }
-        return matrix["rows"] ?? []
+        var folders = [folder]
+        if let full = ProcessInfo.processInfo.environment["EFFDENSE_PARITY_FULL"] { folders.append(URL(fileURLWithPath: full)) }
+        return folders.flatMap { folder -> [Row] in
+            guard let data = try? Data(contentsOf: folder.appendingPathComponent("matrix.json")),
+                  let matrix = try? JSONDecoder().decode([String: [Row]].self, from: data) else { return [] }
+            return (matrix["rows"] ?? []).map { row in
+                var row = row
+                row.folder = folder.path
+                return row
+            }
+        }
     }()
 
     @Test func matrixCoversEveryNamedFamily() {
@@ -41,8 +54,9 @@ import Testing
 
     @Test(arguments: rows)
     func rowMatchesItsReference(_ row: Row) throws {
-        let checkpoint = Self.folder.appendingPathComponent(row.checkpoint).path
-        let io = try WeightStore(contentsOf: Self.folder.appendingPathComponent(row.io).path)
+        let folder = URL(fileURLWithPath: row.folder)
+        let checkpoint = folder.appendingPathComponent(row.checkpoint).path
+        let io = try WeightStore(contentsOf: folder.appendingPathComponent(row.io).path)
         switch row.kind {
         case "smp":
             var encoder = try SegmentationEncoder.named(row.name)
