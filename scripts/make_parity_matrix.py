@@ -9,6 +9,8 @@ Rows (matrix.json lists them with what the Swift side needs to rebuild each mode
            the nominal size.
   lukemelas  efficientnet_pytorch EfficientNet.from_name('efficientnet-b0'..'b7') classifiers
            (static padding for the nominal size) on a non-nominal, non-square input.
+  torchvision  torchvision.models.efficientnet_b0..b7 classifiers (its key layout, BatchNorm eps
+           1e-3 for B5-B7) on the same input.
 
 Committed fixtures stay small: the encoders' widths are scaled down (width 0.125 of the named
 model's own width; depth, kernels, strides, nominal image size, dilation and feature blocks are
@@ -207,6 +209,28 @@ def lukemelas_row(name, width_scale):
             "io": f"{key}.io.safetensors", "cases": [{"input": input_name}]}
 
 
+# --- torchvision classifiers ----------------------------------------------------------------------
+
+def torchvision_row(level, width_scale):
+    import functools
+    from torchvision.models import efficientnet as tv
+    w, d, s = SCALING[f"b{level}"]
+    setting, last_channel = tv._efficientnet_conf(f"efficientnet_b{level}", width_mult=w * width_scale, depth_mult=d)
+    norm = functools.partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.01) if level >= 5 else None
+    model = tv.EfficientNet(setting, dropout=0.2, last_channel=last_channel, num_classes=10, norm_layer=norm)
+    name = f"efficientnet_b{level}"
+    input_name, (h, wd) = CLASSIFIER_INPUT
+    g = torch.Generator().manual_seed(zlib.crc32(("torchvision" + name).encode()))
+    x = torch.randn(1, 3, h, wd, generator=g)
+    calibrate_and_round(model, [torch.randn(2, 3, h, wd, generator=g) for _ in range(2)])
+    key = "torchvision_" + name
+    save_bf16(model, OUT / f"{key}.pth")
+    logits = reference(model, x, f"{key} {input_name}")
+    save_file({f"input_{input_name}": x.contiguous(), f"logits_{input_name}": logits}, str(OUT / f"{key}.io.safetensors"))
+    return {"kind": "torchvision", "name": name, "width_scale": width_scale, "classes": 10, "checkpoint": f"{key}.pth",
+            "io": f"{key}.io.safetensors", "cases": [{"input": input_name}]}
+
+
 torch.manual_seed(20261124)
 rows = []
 if args.full is not None:
@@ -217,5 +241,6 @@ else:
         rows.append(smp_row(f"efficientnet-b{b}", NARROW, 32, 5))
         rows.append(smp_row(f"timm-efficientnet-b{b}", NARROW, 32, 5))
         rows.append(lukemelas_row(f"efficientnet-b{b}", NARROW))
+        rows.append(torchvision_row(b, NARROW))
 (OUT / "matrix.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
 print(f"{len(rows)} rows, {sum(p.stat().st_size for p in OUT.iterdir()) / 1e6:.1f} MB in {OUT}")

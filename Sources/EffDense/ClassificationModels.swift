@@ -11,6 +11,9 @@ public struct ClassifierPreprocessing: Sendable, Equatable {
     public var mean: [Float]
     public var std: [Float]
     public var filter: ResampleFilter
+    /// The shorter side before the crop when a library names it (torchvision's `resize_size`);
+    /// nil: floor(inputSize / cropPct), as timm computes it.
+    public var resizeSize: Int?
 
     public static let imagenetMean: [Float] = [0.485, 0.456, 0.406]
     public static let imagenetStd: [Float] = [0.229, 0.224, 0.225]
@@ -25,7 +28,7 @@ public struct ClassifierPreprocessing: Sendable, Equatable {
         guard cropPct > 0, cropPct <= 1 else {
             throw TensorError("preprocessing", "crop percentage must be in (0, 1], found \(cropPct)")
         }
-        let scaleSize = Int((Double(inputSize) / cropPct).rounded(.down))
+        let scaleSize = resizeSize ?? Int((Double(inputSize) / cropPct).rounded(.down))
         // torchvision Resize(int): the shorter side becomes scaleSize, the longer int(scaleSize * long / short).
         let (width, height): (Int, Int) = image.width <= image.height
             ? (scaleSize, Int(Double(scaleSize * image.height) / Double(image.width)))
@@ -39,7 +42,7 @@ public struct ClassifierPreprocessing: Sendable, Equatable {
 public struct ClassificationModel: Sendable {
     public let name: String
     public var architecture: EfficientNetArchitecture
-    public let preprocessing: ClassifierPreprocessing
+    public var preprocessing: ClassifierPreprocessing
 
     /// The model used when none is named: the real ImageNet EfficientNet-Lite0.
     public static let defaultName = "tf_efficientnet_lite0"
@@ -78,7 +81,18 @@ public struct ClassificationModel: Sendable {
         if let i = parse("tf_efficientnet_lite", count: 5) { return model(lite[i], .tensorflow, lite: true, mean: half, std: half) }
         if let i = parse("efficientnet-lite", count: 5) { return lukemelas(model(lite[i], .tensorflow, lite: true, mean: half, std: half)) }
         if name == "efficientnet_lite0" { return model(lite[0], .pytorch, lite: true) }
-        throw TensorError("model", "unknown classification model '\(name)' (known: tf_efficientnet_b0…b7, efficientnet_b0…b7, tf_efficientnet_lite0…4, efficientnet_lite0, efficientnet-b0…b7, efficientnet-lite0…4)")
+        if let i = parse("torchvision_efficientnet_b", count: 8) {
+            // torchvision's IMAGENET1K_V1 transforms: (resize, crop), bicubic; BatchNorm eps 1e-3 for B5–B7.
+            let sizes = [(256, 224), (256, 240), (288, 288), (320, 300), (384, 380), (456, 456), (528, 528), (600, 600)]
+            var spec = model(b[i], .pytorch, lite: false)
+            spec.preprocessing.inputSize = sizes[i].1
+            spec.preprocessing.resizeSize = sizes[i].0
+            spec.preprocessing.cropPct = Double(sizes[i].1) / Double(sizes[i].0)
+            spec.architecture.batchNormEps = i >= 5 ? 1e-3 : 1e-5
+            spec.architecture.headIsFourTimesLastStage = true
+            return spec
+        }
+        throw TensorError("model", "unknown classification model '\(name)' (known: tf_efficientnet_b0…b7, efficientnet_b0…b7, tf_efficientnet_lite0…4, efficientnet_lite0, efficientnet-b0…b7, efficientnet-lite0…4, torchvision_efficientnet_b0…b7)")
     }
 }
 
@@ -101,8 +115,18 @@ public struct ImageClassifier: Sendable {
     public init(model: ClassificationModel, weightsFile: String, labels: [String]) throws {
         let store = try WeightStore(contentsOf: weightsFile)
         let binder = WeightBinder(store)
+        var model = model
+        // A torchvision state dict named as timm / lukemelas name its B-level: torchvision's own
+        // model of that level (its BatchNorm eps and pre-processing), width kept.
+        if store.layout == .torchvision, !model.name.hasPrefix("torchvision_"), let level = model.name.last.flatMap({ Int(String($0)) }),
+           model.name.contains("efficientnet") && !model.name.contains("lite") {
+            var torchvision = try ClassificationModel.named("torchvision_efficientnet_b\(level)")
+            torchvision.architecture.widthMultiplier = model.architecture.widthMultiplier
+            model = torchvision
+        }
         var architecture = model.architecture
-        if let classifier = store.infos.first(where: { $0.name.hasSuffix("classifier.weight") || $0.name.hasSuffix("_fc.weight") }),
+        let classifierNames = ["classifier.weight", "_fc.weight", "classifier.1.weight"]
+        if let classifier = store.infos.first(where: { info in classifierNames.contains { info.name.hasSuffix($0) } }),
            classifier.shape.count == 2 {
             architecture.numClasses = classifier.shape[0]
         }

@@ -35,7 +35,7 @@ public struct EfficientNet: Sendable {
         self.outputStride = outputStride
         self.stemIsFeature = stemIsFeature
         blockSpecs = try resolved ?? architecture.blocks(outputStride: outputStride)
-        let padding = architecture.flavour.padding, eps = architecture.flavour.batchNormEps
+        let padding = architecture.flavour.padding, eps = architecture.batchNormEps ?? architecture.flavour.batchNormEps
         let activation = architecture.activation
         let layer = LayerBinder(binder: binder, padding: padding, eps: eps)
 

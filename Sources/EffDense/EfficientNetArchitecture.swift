@@ -62,6 +62,12 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
     /// count unchanged (timm, torchvision). lukemelas' blocks compare their stride — a list for a
     /// stage's first block — with the number 1 and never do; only narrow widths make that visible.
     public var firstBlockOfStageHasSkip = true
+    /// BatchNorm epsilon: the flavour's unless set (torchvision's B5–B7 use 1e-3 with
+    /// PyTorch-native padding).
+    public var batchNormEps: Float?
+    /// torchvision sizes the head convolution as 4 x the last stage's channels instead of scaling
+    /// 1280 (the same for B0–B7 at their own widths, not at others).
+    public var headIsFourTimesLastStage = false
 
     public init(width: Double, depth: Double, flavour: Flavour, isLite: Bool = false, numClasses: Int = 1000) {
         widthMultiplier = width
@@ -81,7 +87,10 @@ public struct EfficientNetArchitecture: Sendable, Equatable {
     }
 
     public var scaledStemChannels: Int { isLite ? stemChannels : scaledChannels(stemChannels) }
-    public var scaledHeadChannels: Int { isLite ? headChannels : scaledChannels(headChannels) }
+    public var scaledHeadChannels: Int {
+        if headIsFourTimesLastStage, let last = stages.last { return 4 * scaledChannels(last.outChannels) }
+        return isLite ? headChannels : scaledChannels(headChannels)
+    }
 
     /// Repeats of stage `index` after depth scaling (ceil; Lite keeps the first and last).
     public func scaledRepeats(_ index: Int) -> Int {

@@ -54,7 +54,10 @@ struct ClassifyCommand: ParsableCommand {
         let labelFile = try labels ?? ProjectFiles.locate("configs/imagenet_classes.txt")?.path
             ?? { throw ConfigError("configs/imagenet_classes.txt", "not found; pass --labels FILE or set EFFDENSE_HOME to the effdense folder") }()
         var classifier = try ImageClassifier(model: spec, weightsFile: weightsFile, labels: ProjectFiles.labels(labelFile))
-        if let cropPct { classifier.preprocessing.cropPct = cropPct }
+        if let cropPct {
+            classifier.preprocessing.cropPct = cropPct
+            classifier.preprocessing.resizeSize = nil
+        }
         if let mean = try parseTriple(mean, "--mean") { classifier.preprocessing.mean = mean }
         if let std = try parseTriple(std, "--std") { classifier.preprocessing.std = std }
 

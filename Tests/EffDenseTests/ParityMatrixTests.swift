@@ -45,7 +45,8 @@ import Testing
     @Test func matrixCoversEveryNamedFamily() {
         let names = Set(Self.rows.map { "\($0.kind) \($0.name)" })
         for b in 0..<8 {
-            for expected in ["smp efficientnet-b\(b)", "smp timm-efficientnet-b\(b)", "lukemelas efficientnet-b\(b)"] {
+            for expected in ["smp efficientnet-b\(b)", "smp timm-efficientnet-b\(b)", "lukemelas efficientnet-b\(b)",
+                             "torchvision efficientnet_b\(b)"] {
                 #expect(names.contains(expected), "the matrix lacks \(expected)")
             }
         }
@@ -71,7 +72,9 @@ import Testing
                 expectClose(logits, expected, what)
                 expectSameMask(logits, expected, what)
             }
-        case "lukemelas":
+        case "lukemelas", "torchvision":
+            // torchvision's state dicts are named as torchvision names its models (efficientnet_bN):
+            // the layout picks torchvision's variant.
             var model = try ClassificationModel.named(row.name)
             model.architecture.widthMultiplier *= row.width_scale
             let classifier = try ImageClassifier(model: model, weightsFile: checkpoint, labels: [])
