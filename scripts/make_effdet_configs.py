@@ -13,7 +13,8 @@ import torchvision
 from effdet import get_efficientdet_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODELS = [f"tf_efficientdet_d{i}" for i in range(8)] + ["tf_efficientdet_d7x", "efficientdet_d0", "efficientdet_d1"]
+MODELS = [f"tf_efficientdet_d{i}" for i in range(8)] + ["tf_efficientdet_d7x", "efficientdet_d0", "efficientdet_d1"] \
+    + [f"tf_efficientdet_lite{i}" for i in range(5)]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 

@@ -11,6 +11,11 @@ Rows (matrix.json lists them with what the Swift side needs to rebuild each mode
            (static padding for the nominal size) on a non-nominal, non-square input.
   torchvision  torchvision.models.efficientnet_b0..b7 classifiers (its key layout, BatchNorm eps
            1e-3 for B5-B7) on the same input.
+  effdet   EfficientDet tf_efficientdet_d0..d7, d7x, efficientdet_d0/d1, tf_efficientdet_lite0..4
+           (effdet's own configs: Lite0 at 320 is not a multiple of 2^max_level) on
+           samples/coffee.jpg (600x400, letterboxed; 4096 sampled canvas bytes): raw outputs sampled
+           at 4096 positions of all levels, and DetBenchPredict's detections (boxes wholly in the
+           padding included).
 
 Committed fixtures stay small: the encoders' widths are scaled down (width 0.125 of the named
 model's own width; depth, kernels, strides, nominal image size, dilation and feature blocks are
@@ -43,6 +48,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 parser = argparse.ArgumentParser()
 parser.add_argument("--full", nargs="*", default=None, help="full-size smp encoders to check instead of the narrow matrix")
 parser.add_argument("--out", default=str(ROOT / "Tests/EffDenseTests/Fixtures/matrix"))
+parser.add_argument("--only-detectors", action="store_true", help="rewrite the effdet rows only, keeping the others")
 args = parser.parse_args()
 OUT = pathlib.Path(args.out)
 OUT.mkdir(parents=True, exist_ok=True)
@@ -231,16 +237,127 @@ def torchvision_row(level, width_scale):
             "io": f"{key}.io.safetensors", "cases": [{"input": input_name}]}
 
 
+# --- effdet EfficientDet ------------------------------------------------------------------------
+
+DETECTORS = [f"tf_efficientdet_d{i}" for i in range(8)] + ["tf_efficientdet_d7x", "efficientdet_d0", "efficientdet_d1"] \
+    + [f"tf_efficientdet_lite{i}" for i in range(5)]
+
+
+def narrow_timm_backbones(width_scale):
+    """Makes timm's EfficientNet generators build `width_scale` times narrower networks (effdet
+    creates its backbone through them by name)."""
+    import timm.models.efficientnet as timm_efficientnet
+    for generator in ("_gen_efficientnet", "_gen_efficientnet_lite"):
+        original = getattr(timm_efficientnet, generator)
+
+        def narrow(variant, channel_multiplier=1.0, *a, _original=original, **kw):
+            return _original(variant, channel_multiplier * width_scale, *a, **kw)
+        setattr(timm_efficientnet, generator, narrow)
+    return lambda: [setattr(timm_efficientnet, g, o) for g, o in
+                    (("_gen_efficientnet", timm_efficientnet._gen_efficientnet.__kwdefaults__["_original"]),
+                     ("_gen_efficientnet_lite", timm_efficientnet._gen_efficientnet_lite.__kwdefaults__["_original"]))]
+
+
+def effdet_row(name, width_scale, fpn_channels, classes, samples=4096):
+    """effdet's EfficientDet `name` (its own config: image size, levels, BiFPN repeats and
+    fusion, heads, anchors, padding, activation) with the backbone `width_scale` as wide, the BiFPN
+    `fpn_channels` wide and `classes` classes, on samples/coffee.jpg (600x400) through effdet's
+    evaluation transform: sampled raw outputs of every level and DetBenchPredict's detections."""
+    import numpy as np
+    from PIL import Image
+    from effdet import DetBenchPredict, EfficientDet, get_efficientdet_config
+    from effdet.data.transforms import transforms_coco_eval
+    config = get_efficientdet_config(name)
+    if width_scale != 1.0:
+        config.fpn_channels = fpn_channels
+        config.num_classes = classes
+        restore = narrow_timm_backbones(width_scale)
+    model = EfficientDet(config, pretrained_backbone=False)
+    if width_scale != 1.0:
+        restore()
+    mean, std = tuple(config.get("mean", (0.485, 0.456, 0.406))), tuple(config.get("std", (0.229, 0.224, 0.225)))
+    transform = transforms_coco_eval(config.image_size[0], interpolation="bilinear", use_prefetcher=True,
+                                     fill_color="mean", mean=mean, std=std)
+    image = Image.open(ROOT / "samples/coffee.jpg").convert("RGB")
+    canvas, info = transform(image, {})
+    m = torch.tensor([v * 255 for v in mean]).view(1, 3, 1, 1)
+    sd = torch.tensor([v * 255 for v in std]).view(1, 3, 1, 1)
+    x = ((torch.from_numpy(canvas).float().unsqueeze(0) - m) / sd).contiguous()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("edge_weights"):
+                p.uniform_(-0.3, 1.5)   # some negative: fast attention's relu matters
+    calibrate_and_round(model, [torch.cat([x, x.flip(-1)])] * 2)
+    # Class logits with unit spread around -2 (NMS decisions well defined), box deltas small.
+    with torch.no_grad():
+        predict = model.class_net.predict.conv_pw
+        predict.bias.zero_()
+        spread = torch.cat([c.flatten() for c in model(x)[0]]).std()
+        predict.weight.div_(spread)
+        predict.bias.fill_(-2.0)   # most scores well below 1: the best ones stay distinct in float32
+        model.box_net.predict.conv_pw.weight.mul_(0.1)
+        for t in (predict.weight, model.box_net.predict.conv_pw.weight):
+            t.copy_(t.to(torch.bfloat16).to(torch.float32))
+    key = "effdet_" + name
+    save_bf16(model, OUT / f"{key}.pth")
+    model.double()
+    with torch.no_grad():
+        class_out, box_out = model(x.double())
+    model.float()
+
+    class Outputs(torch.nn.Module):
+        """DetBenchPredict's post-processing (float32, as effdet runs it) on the float64 outputs."""
+        def __init__(self):
+            super().__init__()
+            self.config = config
+
+        def forward(self, _):
+            return [c.float() for c in class_out], [b.float() for b in box_out]
+
+    with torch.no_grad():
+        img_info = {"img_scale": torch.tensor([info["img_scale"]], dtype=torch.float32),
+                    "img_size": torch.tensor([image.size], dtype=torch.float32)}
+        detections = DetBenchPredict(Outputs()).eval()(x, img_info=img_info)[0]
+    with torch.no_grad():
+        single = model(x)[0]
+    print(f"  {key}: torch float32 vs float64 {max(float((a - b).abs().max()) for a, b in zip(single, class_out)):.2e}")
+    flat_class = torch.cat([c.permute(0, 2, 3, 1).reshape(-1) for c in class_out]).float()
+    flat_box = torch.cat([b.permute(0, 2, 3, 1).reshape(-1) for b in box_out]).float()
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    class_index = torch.randint(0, flat_class.numel(), (samples,), generator=g)
+    box_index = torch.randint(0, flat_box.numel(), (samples,), generator=g)
+    canvas_flat = torch.from_numpy(np.ascontiguousarray(canvas.transpose(1, 2, 0))).reshape(-1)   # HWC uint8
+    canvas_index = torch.randint(0, canvas_flat.numel(), (samples,), generator=g)
+    tensors = {"canvas.index": canvas_index, "canvas.value": canvas_flat[canvas_index].to(torch.int64),
+               "class.index": class_index, "class.value": flat_class[class_index].contiguous(),
+               "box.index": box_index, "box.value": flat_box[box_index].contiguous(), "detections": detections.contiguous(),
+               "img_scale": torch.tensor([info["img_scale"]], dtype=torch.float32),
+               "class.count": torch.tensor([flat_class.numel()]), "box.count": torch.tensor([flat_box.numel()])}
+    save_file(tensors, str(OUT / f"{key}.io.safetensors"))
+    scores = detections[:, 4]
+    print(f"{key} {tuple(config.image_size)}: top scores {[round(v, 4) for v in scores[:3].tolist()]}, "
+          f"min gap {float((scores[:-1] - scores[1:]).min()):.2e}, boxes in the padding {int((detections[:, 1] >= 400).sum())}")
+    return {"kind": "effdet", "name": name, "width_scale": width_scale, "fpn_channels": config.fpn_channels,
+            "classes": config.num_classes, "checkpoint": f"{key}.pth", "io": f"{key}.io.safetensors",
+            "cases": [{"input": "coffee.jpg"}]}
+
+
 torch.manual_seed(20261124)
 rows = []
 if args.full is not None:
-    for encoder in args.full:
-        rows.append(smp_row(encoder, 1.0, 256, 21))
+    for name in args.full:
+        rows.append(effdet_row(name, 1.0, 0, 0) if name in DETECTORS else smp_row(name, 1.0, 256, 21))
+elif args.only_detectors:
+    rows = [r for r in json.loads((OUT / "matrix.json").read_text())["rows"] if r["kind"] != "effdet"]
+    for name in DETECTORS:
+        rows.append(effdet_row(name, NARROW, 16, 4))
 else:
     for b in range(8):
         rows.append(smp_row(f"efficientnet-b{b}", NARROW, 32, 5))
         rows.append(smp_row(f"timm-efficientnet-b{b}", NARROW, 32, 5))
         rows.append(lukemelas_row(f"efficientnet-b{b}", NARROW))
         rows.append(torchvision_row(b, NARROW))
+    for name in DETECTORS:
+        rows.append(effdet_row(name, NARROW, 16, 4))
 (OUT / "matrix.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
 print(f"{len(rows)} rows, {sum(p.stat().st_size for p in OUT.iterdir()) / 1e6:.1f} MB in {OUT}")

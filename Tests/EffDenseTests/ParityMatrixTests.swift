@@ -1,5 +1,6 @@
 import EffCore
 import EffDense
+import EffImage
 import EffWeights
 import Foundation
 import Testing
@@ -18,12 +19,12 @@ import Testing
             let output_stride: Int?
         }
         let kind: String, name: String, width_scale: Double, classes: Int, checkpoint: String, io: String
-        let decoder_channels: Int?
+        let decoder_channels: Int?, fpn_channels: Int?
         let cases: [Case]
         /// The folder the row's files are in.
         var folder = ""
         var testDescription: String { "\(kind) \(name)\(width_scale == 1 ? " (full size)" : "")" }
-        enum CodingKeys: CodingKey { case kind, name, width_scale, classes, checkpoint, io, decoder_channels, cases }
+        enum CodingKeys: CodingKey { case kind, name, width_scale, classes, checkpoint, io, decoder_channels, fpn_channels, cases }
     }
 
     /// The committed rows, plus (on demand) the full-size rows written by
@@ -42,13 +43,60 @@ import Testing
         }
     }()
 
+    /// effdet's EfficientDet on samples/coffee.jpg: the letterboxed canvas (sampled bytes), the raw
+    /// outputs of all levels (sampled), and DetBenchPredict's detections.
+    static func checkDetector(_ row: Row, checkpoint: String, io: WeightStore) throws {
+        var config = try DetectionConfig.named(row.name).config
+        var backbone = try ClassificationModel.named(config.backbone).architecture
+        if row.width_scale != 1 {
+            backbone.widthMultiplier *= row.width_scale
+            config.fpnChannels = try #require(row.fpn_channels)
+            config.numClasses = row.classes
+        }
+        let binder = WeightBinder(try WeightStore(contentsOf: checkpoint))
+        let detector = ObjectDetector(config: config, network: try EfficientDet(config: config, backbone: backbone, weights: binder))
+        try binder.finish()
+
+        let image = try ImageCodec.decode(contentsOf: DetectionParityTests.root.appendingPathComponent("samples/coffee.jpg").path)
+        let (canvas, imageScale) = try detector.preprocessing.letterbox(image)
+        #expect(canvas.width == config.imageSize[1] && canvas.height == config.imageSize[0])
+        let canvasIndex = try io.integers("canvas.index"), canvasValue = try io.integers("canvas.value")
+        let differingBytes = zip(canvasIndex, canvasValue).filter { Int64(canvas.pixels[Int($0.0)]) != $0.1 }.count
+        #expect(differingBytes == 0, "\(row.name): \(differingBytes) of \(canvasIndex.count) sampled canvas bytes differ")
+        let referenceScale = try io.tensor("img_scale").scalars[0]
+        #expect(Float(imageScale) == referenceScale)
+
+        let (classes, boxes) = try detector.network(canvas.tensor(mean: config.mean, std: config.std))
+        for (outputs, name) in [(classes, "class"), (boxes, "box")] {
+            let flat = outputs.flatMap(\.scalars)
+            #expect(Int64(flat.count) == (try io.integers("\(name).count"))[0], "\(row.name) \(name) outputs")
+            let index = try io.integers("\(name).index").map { Int($0) }
+            guard index.allSatisfy({ $0 < flat.count }) else { continue }
+            expectClose(try Tensor(shape: [index.count], values: index.map { flat[$0] }), try io.tensor("\(name).value"),
+                        "\(row.name) \(name) outputs (sampled)")
+        }
+        let ours = try PostProcessing().detections(
+            classes: classes, boxes: boxes, anchors: detector.anchors, numClasses: config.numClasses, imageScale: referenceScale,
+            clipSize: (Float(image.width) / referenceScale, Float(image.height) / referenceScale))
+        let raw = try io.tensor("detections").scalars
+        let reference = stride(from: 0, to: raw.count, by: 6).map {
+            Detection(box: Array(raw[$0..<($0 + 4)]), score: raw[$0 + 4], classIndex: Int(raw[$0 + 5]) - 1)
+        }
+        #expect(ours.count == reference.count)
+        expectSameDetections(ours, reference, row.name)
+    }
+
     @Test func matrixCoversEveryNamedFamily() {
         let names = Set(Self.rows.map { "\($0.kind) \($0.name)" })
         for b in 0..<8 {
             for expected in ["smp efficientnet-b\(b)", "smp timm-efficientnet-b\(b)", "lukemelas efficientnet-b\(b)",
-                             "torchvision efficientnet_b\(b)"] {
+                             "torchvision efficientnet_b\(b)", "effdet tf_efficientdet_d\(b)"] {
                 #expect(names.contains(expected), "the matrix lacks \(expected)")
             }
+        }
+        for expected in ["effdet tf_efficientdet_d7x", "effdet efficientdet_d0", "effdet efficientdet_d1"]
+            + (0..<5).map({ "effdet tf_efficientdet_lite\($0)" }) {
+            #expect(names.contains(expected), "the matrix lacks \(expected)")
         }
         #expect(Self.rows.filter { $0.kind == "smp" }.allSatisfy { Set($0.cases.compactMap(\.output_stride)) == [8, 16] })
     }
@@ -82,6 +130,8 @@ import Testing
                 let logits = try classifier.network.logits(nhwc(io.tensor("input_\(c.input)")))
                 expectClose(logits, try io.tensor("logits_\(c.input)"), "\(row.name) \(c.input)")
             }
+        case "effdet":
+            try Self.checkDetector(row, checkpoint: checkpoint, io: io)
         default:
             Issue.record("unknown matrix row kind \(row.kind)")
         }

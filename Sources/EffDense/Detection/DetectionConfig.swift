@@ -92,10 +92,9 @@ public struct DetectionConfig: Sendable, Equatable, Decodable {
     public func validate(file: String) throws {
         func fail(_ problem: String) -> ConfigError { ConfigError(file, problem) }
         guard imageSize.count == 2, imageSize.allSatisfy({ $0 > 0 }) else { throw fail("image_size must be [height, width], found \(imageSize)") }
-        let stride = 1 << maxLevel
-        guard imageSize.allSatisfy({ $0 % stride == 0 }) else {
-            throw fail("image_size \(imageSize) must be divisible by 2^max_level = \(stride)")
-        }
+        // Sizes need not divide by 2^max_level (EfficientDet-Lite0 is 320): each level rounds up,
+        // as effdet's get_feat_sizes does (featureSizes).
+        guard imageSize.allSatisfy({ $0 <= 8192 }) else { throw fail("image_size \(imageSize) is over 8192") }
         guard minLevel == 3, (7...8).contains(maxLevel) else { throw fail("levels must be 3...7 or 3...8, found \(minLevel)...\(maxLevel)") }
         guard numClasses > 0, fpnChannels > 0, fpnCellRepeats > 0, boxClassRepeats > 0, numScales > 0 else {
             throw fail("num_classes, fpn_channels, fpn_cell_repeats, box_class_repeats and num_scales must be positive")

@@ -12,16 +12,21 @@ public struct EfficientDet: Sendable {
     let boxNet: HeadNet
 
     /// Builds the network and binds every weight under effdet's key names (strictly: call
-    /// `binder.finish()` afterwards to refuse unused keys).
-    public init(config: DetectionConfig, weights binder: WeightBinder) throws {
+    /// `binder.finish()` afterwards to refuse unused keys). `backbone` replaces the architecture
+    /// `config.backbone` names (e.g. another width).
+    public init(config: DetectionConfig, backbone backboneArchitecture: EfficientNetArchitecture? = nil, weights binder: WeightBinder) throws {
         self.config = config
-        let backboneModel: ClassificationModel
-        do {
-            backboneModel = try ClassificationModel.named(config.backbone)
-        } catch {
-            throw ConfigError(config.name, "unknown backbone '\(config.backbone)'")
+        let architecture: EfficientNetArchitecture
+        if let backboneArchitecture {
+            architecture = backboneArchitecture
+        } else {
+            do {
+                architecture = try ClassificationModel.named(config.backbone).architecture
+            } catch {
+                throw ConfigError(config.name, "unknown backbone '\(config.backbone)'")
+            }
         }
-        backbone = try EfficientNet(architecture: backboneModel.architecture, weights: binder,
+        backbone = try EfficientNet(architecture: architecture, weights: binder,
                                     keys: EfficientNetKeys(layout: .timm, prefix: "backbone."), includeClassifier: false)
         let layer = LayerBinder(binder: binder, padding: config.padding, eps: config.normEps)
         fpn = try BiFPN(config: config, backboneChannels: Array(backbone.featureChannels.suffix(3)), layer: layer)
