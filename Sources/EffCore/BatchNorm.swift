@@ -37,17 +37,29 @@ public struct BatchNorm: Sendable {
     }
 }
 
-/// Folds `batchNorm` into `weight` and `bias`: element i of `weight` belongs to output channel
-/// `outputChannel(i)` (default: the last, fastest axis).
+/// Folds `batchNorm` into `weight` and `bias`. The weight's output channel is its last, fastest
+/// axis, or — with `panelDepth` — the packed GEMM layout: panels of 16 output channels, each
+/// `panelDepth` rows of 16 (columns past the last channel are zero padding and read as the last).
 func foldBatchNorm(_ batchNorm: BatchNorm, weight: inout Tensor, bias: inout Tensor, operation: String,
-                   outputChannel: ((Int) -> Int)? = nil) throws {
+                   panelDepth: Int? = nil) throws {
     let channels = bias.count
     guard batchNorm.channels == channels else {
         throw TensorError(operation, "batch norm has \(batchNorm.channels) channels, the layer has \(channels) outputs")
     }
     let (scale, shift) = batchNorm.scaleAndShift
     weight.withUnsafeMutableBufferPointer { w in
-        for i in 0..<w.count { w[i] *= scale[outputChannel?(i) ?? i % channels] }
+        guard let depth = panelDepth, depth > 0 else {
+            for i in 0..<w.count { w[i] *= scale[i % channels] }
+            return
+        }
+        var panelScale = [Float](repeating: 0, count: 16)
+        for panel in 0..<(w.count / (depth * 16)) {
+            for j in 0..<16 { panelScale[j] = scale[min(panel * 16 + j, channels - 1)] }
+            let base = panel * depth * 16
+            for row in 0..<depth {
+                for j in 0..<16 { w[base + row * 16 + j] *= panelScale[j] }
+            }
+        }
     }
     bias.withUnsafeMutableBufferPointer { b in
         for c in 0..<channels { b[c] = b[c] * scale[c] + shift[c] }

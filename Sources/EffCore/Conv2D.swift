@@ -1,3 +1,4 @@
+import CBLAS
 import CKernels
 
 /// A 2-D convolution with groups = 1, NHWC, computed as one GEMM with weights packed at load
@@ -34,10 +35,19 @@ public struct Conv2D: Sendable {
         self.stride = stride; self.dilation = dilation
         self.padding = padding; self.activation = activation
         var matrix = [Float](repeating: 0, count: k * k * i * o)
-        weight.withUnsafeBufferPointer { src in
-            for oc in 0..<o { for ic in 0..<i { for ky in 0..<k { for kx in 0..<k {
-                matrix[((ky * k + kx) * i + ic) * o + oc] = src[((oc * i + ic) * k + ky) * k + kx]
-            } } } }
+        weight.withUnsafeBufferPointer { source in
+            matrix.withUnsafeMutableBufferPointer { destination in
+                guard let src = source.baseAddress, let dst = destination.baseAddress else { return }
+                if k == 1 {
+                    // [out, in] → [in, out]: OpenBLAS's blocked transpose.
+                    cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(o), Int32(i), 1, src, Int32(i), dst, Int32(o))
+                    return
+                }
+                // OIHW → HWIO, reading the source in order.
+                for oc in 0..<o { for ic in 0..<i { for ky in 0..<k { for kx in 0..<k {
+                    dst[((ky * k + kx) * i + ic) * o + oc] = src[((oc * i + ic) * k + ky) * k + kx]
+                } } } }
+            }
         }
         var packed = Tensor(zeros: [eff_gemm_packed_size(k * k * i, o)])
         packed.withUnsafeMutableBufferPointer { dst in
@@ -48,18 +58,11 @@ public struct Conv2D: Sendable {
         self.bias = bias ?? Tensor(zeros: [o])
     }
 
-    /// The output channel of element `index` of `packedWeight` (padding reads as the last one:
-    /// it is zero, so scaling it changes nothing).
-    private func outputChannel(ofPacked index: Int) -> Int {
-        let depth = kernelSize * kernelSize * inChannels
-        return min(index / (depth * 16) * 16 + index % 16, outChannels - 1)
-    }
-
     /// This layer with `batchNorm` folded into its weights and bias.
     public func folding(_ batchNorm: BatchNorm) throws -> Conv2D {
         var folded = self
         try foldBatchNorm(batchNorm, weight: &folded.packedWeight, bias: &folded.bias, operation: "Conv2D",
-                          outputChannel: outputChannel(ofPacked:))
+                          panelDepth: kernelSize * kernelSize * inChannels)
         return folded
     }
 

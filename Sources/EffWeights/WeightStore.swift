@@ -101,7 +101,7 @@ public struct WeightStore: Sendable {
         }
         var tensor = Tensor(uninitialized: location.shape)
         let firstNonFinite = tensor.withUnsafeMutableBufferPointer { out -> Int? in
-            location.forEachElement { raw, index, flat in out[flat] = location.dtype.load(raw, index) }
+            location.convert(into: out)
             return out.firstIndex { !$0.isFinite }
         }
         // A NaN or infinite parameter poisons every output it reaches (boxes, scores, masks):
@@ -182,6 +182,27 @@ extension TensorLocation {
 
     /// The most elements a view may have beyond its storage's (by zero strides).
     static let maxRepeatedElements = 1 << 24
+
+    /// Whether the view reads its elements in storage order (row-major strides).
+    var isContiguous: Bool { strides == Self.contiguousStrides(shape) }
+
+    /// Every element, as Float32 in row-major order, into `out` (which holds `shape`'s count):
+    /// a contiguous view is converted in one pass (a plain copy for little-endian F32).
+    func convert(into out: UnsafeMutableBufferPointer<Float>) {
+        guard isContiguous else {
+            forEachElement { raw, index, flat in out[flat] = dtype.load(raw, index) }
+            return
+        }
+        buffer.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            guard let base = raw.baseAddress, let destination = out.baseAddress, !out.isEmpty else { return }
+            let storage = base + byteOffset
+            if dtype == .float32 && UInt32(littleEndian: 1) == 1 {
+                UnsafeMutableRawPointer(destination).copyMemory(from: storage + offset * 4, byteCount: out.count * 4)
+            } else {
+                for i in 0..<out.count { destination[i] = dtype.load(storage, offset + i) }
+            }
+        }
+    }
 
     /// Calls `body(storageBase, elementIndex, flatOutputIndex)` for every element in row-major order.
     func forEachElement(_ body: (UnsafeRawPointer, Int, Int) -> Void) {

@@ -36,7 +36,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
+        // Load: reading the checkpoint (with --weights), binding and packing the weights.
+        let loadStart = DispatchTime.now().uptimeNanoseconds
         let benchmark = try Benchmark(model: model, encoder: encoder, size: size, weightsFile: weights)
+        let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
         let forward = try benchmark.measureForward(runs: runs)
         let picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
         let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))
@@ -46,13 +49,13 @@ struct BenchCommand: ParsableCommand {
             "median_ms": Benchmark.quantile(forward, 0.5), "p90_ms": Benchmark.quantile(forward, 0.9),
             "min_ms": forward.min() ?? .nan,
             "pipeline_median_ms": Benchmark.quantile(pipeline, 0.5), "pipeline_p90_ms": Benchmark.quantile(pipeline, 0.9),
-            "peak_rss_mb": Benchmark.peakResidentMegabytes,
+            "peak_rss_mb": Benchmark.peakResidentMegabytes, "load_ms": loadMilliseconds,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "%@ @%d, %d threads: network median %.2f ms (p90 %.2f), pipeline median %.2f ms, peak RSS %.0f MB",
-                         result["model"] as? String ?? model, benchmark.inputSize.height, Threading.threadCount,
+            print(String(format: "%@ @%d, %d threads: load %.0f ms, network median %.2f ms (p90 %.2f), pipeline median %.2f ms, peak RSS %.0f MB",
+                         result["model"] as? String ?? model, benchmark.inputSize.height, Threading.threadCount, loadMilliseconds,
                          Benchmark.quantile(forward, 0.5), Benchmark.quantile(forward, 0.9), Benchmark.quantile(pipeline, 0.5),
                          Benchmark.peakResidentMegabytes))
         }
