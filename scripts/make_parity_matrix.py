@@ -7,8 +7,9 @@ Rows (matrix.json lists them with what the Swift side needs to rebuild each mode
            static SAME padding for the nominal size) and timm-efficientnet-b0..b7 encoders, at
            output stride 16 and 8, on a square and a non-square input whose sides differ from
            the nominal size.
-  lukemelas  efficientnet_pytorch EfficientNet.from_name('efficientnet-b0'..'b7') classifiers
-           (static padding for the nominal size) on a non-nominal, non-square input.
+  lukemelas  efficientnet_pytorch EfficientNet.from_name('efficientnet-b0'..'b7') and
+           efficientnet_lite_pytorch's 'efficientnet-lite0'..'lite4' classifiers (static padding for
+           the nominal size) on a non-nominal, non-square input.
   torchvision  torchvision.models.efficientnet_b0..b7 classifiers (its key layout, BatchNorm eps
            1e-3 for B5-B7) on the same input.
   effdet   EfficientDet tf_efficientdet_d0..d7, d7x, efficientdet_d0/d1, tf_efficientdet_lite0..4
@@ -30,7 +31,8 @@ per class and masks hold several classes. Reference outputs are computed in floa
 weights and inputs) and stored as float32; the script prints how far torch's own float32 run is
 from them, which must stay well inside the tests' tolerance (1e-4 abs / 1e-3 rel).
 
-    pip install torch torchvision timm effdet segmentation-models-pytorch safetensors efficientnet_pytorch
+    pip install torch torchvision timm effdet segmentation-models-pytorch safetensors efficientnet_pytorch \
+        efficientnet-lite-pytorch pillow numpy
     python scripts/make_parity_matrix.py [--full efficientnet-b3 efficientnet-b4 --out /tmp/parity-full]
 """
 import argparse
@@ -49,6 +51,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--full", nargs="*", default=None, help="full-size smp encoders to check instead of the narrow matrix")
 parser.add_argument("--out", default=str(ROOT / "Tests/EffDenseTests/Fixtures/matrix"))
 parser.add_argument("--only-detectors", action="store_true", help="rewrite the effdet rows only, keeping the others")
+parser.add_argument("--only-lite", action="store_true", help="rewrite the efficientnet-lite rows only, keeping the others")
 args = parser.parse_args()
 OUT = pathlib.Path(args.out)
 OUT.mkdir(parents=True, exist_ok=True)
@@ -195,9 +198,17 @@ def smp_row(encoder, width_scale, decoder_channels, classes):
 
 # --- lukemelas classifiers ------------------------------------------------------------------------
 
+LITE_SCALING = {f"lite{i}": s for i, s in enumerate([(1.0, 1.0, 224), (1.0, 1.1, 240), (1.1, 1.2, 260), (1.2, 1.4, 280),
+                                                       (1.4, 1.8, 300)])}
+
+
 def lukemelas_row(name, width_scale):
-    from efficientnet_pytorch import EfficientNet
-    w, d, s = SCALING[name.split("-")[-1]]
+    if "lite" in name:   # efficientnet_lite_pytorch: lukemelas' code for the Lite models
+        from efficientnet_lite_pytorch import EfficientNet
+        w, d, s = LITE_SCALING[name.split("-")[-1]]
+    else:
+        from efficientnet_pytorch import EfficientNet
+        w, d, s = SCALING[name.split("-")[-1]]
     model = EfficientNet.from_name(name, width_coefficient=w * width_scale, num_classes=10)
     assert model._global_params.image_size == s
     input_name, (h, wd) = CLASSIFIER_INPUT
@@ -347,6 +358,10 @@ rows = []
 if args.full is not None:
     for name in args.full:
         rows.append(effdet_row(name, 1.0, 0, 0) if name in DETECTORS else smp_row(name, 1.0, 256, 21))
+elif args.only_lite:
+    rows = [r for r in json.loads((OUT / "matrix.json").read_text())["rows"] if "lite" not in r["name"] or r["kind"] != "lukemelas"]
+    for i in range(5):
+        rows.append(lukemelas_row(f"efficientnet-lite{i}", NARROW))
 elif args.only_detectors:
     rows = [r for r in json.loads((OUT / "matrix.json").read_text())["rows"] if r["kind"] != "effdet"]
     for name in DETECTORS:
@@ -359,5 +374,7 @@ else:
         rows.append(torchvision_row(b, NARROW))
     for name in DETECTORS:
         rows.append(effdet_row(name, NARROW, 16, 4))
+    for i in range(5):
+        rows.append(lukemelas_row(f"efficientnet-lite{i}", NARROW))
 (OUT / "matrix.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
 print(f"{len(rows)} rows, {sum(p.stat().st_size for p in OUT.iterdir()) / 1e6:.1f} MB in {OUT}")

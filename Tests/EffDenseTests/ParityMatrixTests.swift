@@ -95,7 +95,7 @@ import Testing
             }
         }
         for expected in ["effdet tf_efficientdet_d7x", "effdet efficientdet_d0", "effdet efficientdet_d1"]
-            + (0..<5).map({ "effdet tf_efficientdet_lite\($0)" }) {
+            + (0..<5).flatMap({ ["effdet tf_efficientdet_lite\($0)", "lukemelas efficientnet-lite\($0)"] }) {
             #expect(names.contains(expected), "the matrix lacks \(expected)")
         }
         #expect(Self.rows.filter { $0.kind == "smp" }.allSatisfy { Set($0.cases.compactMap(\.output_stride)) == [8, 16] })
