@@ -11,7 +11,8 @@ Rows (matrix.json lists them with what the Swift side needs to rebuild each mode
            efficientnet_lite_pytorch's 'efficientnet-lite0'..'lite4' classifiers (static padding for
            the nominal size) on a non-nominal, non-square input.
   torchvision  torchvision.models.efficientnet_b0..b7 classifiers (its key layout, BatchNorm eps
-           1e-3 for B5-B7) on the same input.
+           1e-3 for B5-B7) on the same input, and each level's IMAGENET1K_V1 pre-processing of
+           samples/chelsea.png (sampled).
   effdet   EfficientDet tf_efficientdet_d0..d7, d7x, efficientdet_d0/d1, tf_efficientdet_lite0..4
            (effdet's own configs: Lite0 at 320 is not a multiple of 2^max_level) on
            samples/coffee.jpg (600x400, letterboxed; 4096 sampled canvas bytes): raw outputs sampled
@@ -51,6 +52,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--full", nargs="*", default=None, help="full-size smp encoders to check instead of the narrow matrix")
 parser.add_argument("--out", default=str(ROOT / "Tests/EffDenseTests/Fixtures/matrix"))
 parser.add_argument("--only-detectors", action="store_true", help="rewrite the effdet rows only, keeping the others")
+parser.add_argument("--only-torchvision", action="store_true", help="rewrite the torchvision rows only, keeping the others")
 parser.add_argument("--only-lite", action="store_true", help="rewrite the efficientnet-lite rows only, keeping the others")
 args = parser.parse_args()
 OUT = pathlib.Path(args.out)
@@ -243,7 +245,15 @@ def torchvision_row(level, width_scale):
     key = "torchvision_" + name
     save_bf16(model, OUT / f"{key}.pth")
     logits = reference(model, x, f"{key} {input_name}")
-    save_file({f"input_{input_name}": x.contiguous(), f"logits_{input_name}": logits}, str(OUT / f"{key}.io.safetensors"))
+    # torchvision's own pre-processing of this level (IMAGENET1K_V1 transforms) on a sample photo,
+    # sampled at 4096 positions of the CHW tensor.
+    from PIL import Image
+    transforms = getattr(tv, f"EfficientNet_B{level}_Weights").IMAGENET1K_V1.transforms()
+    photo_tensor = transforms(Image.open(ROOT / "samples/chelsea.png").convert("RGB")).unsqueeze(0)
+    photo_index = torch.randint(0, photo_tensor.numel(), (4096,), generator=g)
+    save_file({f"input_{input_name}": x.contiguous(), f"logits_{input_name}": logits,
+               "preprocessed.shape": torch.tensor(list(photo_tensor.shape)), "preprocessed.index": photo_index,
+               "preprocessed.value": photo_tensor.reshape(-1)[photo_index].contiguous()}, str(OUT / f"{key}.io.safetensors"))
     return {"kind": "torchvision", "name": name, "width_scale": width_scale, "classes": 10, "checkpoint": f"{key}.pth",
             "io": f"{key}.io.safetensors", "cases": [{"input": input_name}]}
 
@@ -358,6 +368,10 @@ rows = []
 if args.full is not None:
     for name in args.full:
         rows.append(effdet_row(name, 1.0, 0, 0) if name in DETECTORS else smp_row(name, 1.0, 256, 21))
+elif args.only_torchvision:
+    rows = [r for r in json.loads((OUT / "matrix.json").read_text())["rows"] if r["kind"] != "torchvision"]
+    for b in range(8):
+        rows.append(torchvision_row(b, NARROW))
 elif args.only_lite:
     rows = [r for r in json.loads((OUT / "matrix.json").read_text())["rows"] if "lite" not in r["name"] or r["kind"] != "lukemelas"]
     for i in range(5):

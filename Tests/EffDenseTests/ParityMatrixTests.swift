@@ -130,6 +130,18 @@ import Testing
                 let logits = try classifier.network.logits(nhwc(io.tensor("input_\(c.input)")))
                 expectClose(logits, try io.tensor("logits_\(c.input)"), "\(row.name) \(c.input)")
             }
+            if row.kind == "torchvision" {
+                // torchvision's own IMAGENET1K_V1 pre-processing of this level (resize, crop, bicubic).
+                let photo = try ImageCodec.decode(contentsOf: DetectionParityTests.root.appendingPathComponent("samples/chelsea.png").path)
+                let ours = try nhwcToNCHW(classifier.preprocessing.tensor(for: photo))
+                #expect(ours.shape == (try io.integers("preprocessed.shape")).map { Int($0) }, "\(row.name) pre-processed size")
+                let index = try io.integers("preprocessed.index").map { Int($0) }
+                let values = ours.scalars
+                if index.allSatisfy({ $0 < values.count }) {
+                    expectClose(try Tensor(shape: [index.count], values: index.map { values[$0] }), try io.tensor("preprocessed.value"),
+                                "\(row.name) torchvision pre-processing (sampled)")
+                }
+            }
         case "effdet":
             try Self.checkDetector(row, checkpoint: checkpoint, io: io)
         default:
@@ -151,4 +163,15 @@ func expectSameMask(_ logits: Tensor, _ expected: Tensor, _ what: String, source
         if row[0] - row[1] > 1e-3 { differing += 1 }
     }
     #expect(differing == 0, "\(what): \(differing) unambiguous pixels get another class", sourceLocation: sourceLocation)
+}
+
+/// NHWC → NCHW (the reference's layout).
+func nhwcToNCHW(_ t: Tensor) throws -> Tensor {
+    let (n, h, w, c) = try t.requireNHWC("nhwcToNCHW")
+    let source = t.scalars
+    var values = [Float](repeating: 0, count: source.count)
+    for b in 0..<n { for y in 0..<h { for x in 0..<w { for ch in 0..<c {
+        values[((b * c + ch) * h + y) * w + x] = source[((b * h + y) * w + x) * c + ch]
+    } } } }
+    return try Tensor(shape: [n, c, h, w], values: values)
 }
