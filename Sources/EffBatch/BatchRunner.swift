@@ -14,7 +14,7 @@ public struct BatchSummary: Sendable, CustomStringConvertible {
         var parts = ["\(succeeded) done"]
         if failed > 0 { parts.append("\(failed) failed (reported above)") }
         if skipped > 0 { parts.append("\(skipped) skipped (--resume: already done)") }
-        return "\(total) pictures: " + parts.joined(separator: ", ")
+        return "\(total) \(total == 1 ? "picture" : "pictures"): " + parts.joined(separator: ", ")
             + String(format: " in %.1f s, %.2f images/s", seconds, imagesPerSecond)
     }
 }

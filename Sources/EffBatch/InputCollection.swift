@@ -43,10 +43,15 @@ public struct InputCollector: Sendable {
     /// Paths never taken from a folder: the output folder, the JSON file.
     public var excludedPaths: [String]
 
-    public init(recursive: Bool = false, excludedSuffixes: [String] = [], excludedPaths: [String] = []) {
+    /// Take from folders and patterns only files named as pictures (`pictureExtensions`), as
+    /// ultralytics does; off: every regular file, recognised by content.
+    public var picturesByName: Bool
+
+    public init(recursive: Bool = false, excludedSuffixes: [String] = [], excludedPaths: [String] = [], picturesByName: Bool = false) {
         self.recursive = recursive
         self.excludedSuffixes = excludedSuffixes
         self.excludedPaths = excludedPaths
+        self.picturesByName = picturesByName
     }
 
     /// The pictures named by `arguments` then by the lines of `inputList` (a file, `-` for
@@ -54,16 +59,33 @@ public struct InputCollector: Sendable {
     /// argument). Folder contents come sorted by path; a picture reached twice is kept once.
     /// A path that does not exist is kept: it fails later as that picture's own error.
     public func collect(arguments: [String], inputList: String? = nil) throws -> [InputPicture] {
+        try collectReportingSkipped(arguments: arguments, inputList: inputList).pictures
+    }
+
+    /// `collect`, and the files of folders and patterns left out because `picturesByName` is on
+    /// and their names are not pictures' (README.md, notes.txt, weights.pth...).
+    public func collectReportingSkipped(arguments: [String], inputList: String? = nil) throws -> (pictures: [InputPicture], skipped: [String]) {
         var entries = arguments
         if let inputList { entries += try Self.readList(inputList) }
-        var seen = Set<String>(), pictures: [InputPicture] = []
+        var seen = Set<String>(), pictures: [InputPicture] = [], skipped: [String] = []
         let excluded = Set(excludedPaths.map(Self.canonical))
         for entry in entries {
-            for picture in try expand(entry, excluded: excluded) where seen.insert(Self.canonical(picture.path)).inserted {
+            for picture in try expand(entry, excluded: excluded, skipped: &skipped) where seen.insert(Self.canonical(picture.path)).inserted {
                 pictures.append(picture)
             }
         }
-        return pictures
+        return (pictures, skipped)
+    }
+
+    /// Picture file name extensions (ultralytics' IMG_FORMATS): with `picturesByName`, the only
+    /// files taken from folders and patterns. Formats effdense cannot decode are still taken,
+    /// so they are reported rather than passed over.
+    public static let pictureExtensions: Set<String> = ["bmp", "dng", "jpeg", "jpg", "jpe", "jfif", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic", "gif"]
+
+    /// Whether a file name ends in a picture extension (any case).
+    public static func isPictureName(_ name: String) -> Bool {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return false }
+        return pictureExtensions.contains(name[name.index(after: dot)...].lowercased())
     }
 
     static func readList(_ list: String) throws -> [String] {
@@ -85,22 +107,31 @@ public struct InputCollector: Sendable {
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     }
 
-    private func expand(_ entry: String, excluded: Set<String>) throws -> [InputPicture] {
+    private func expand(_ entry: String, excluded: Set<String>, skipped: inout [String]) throws -> [InputPicture] {
+        // Files found through a folder or a pattern are pictures by name when `picturesByName`
+        // (a file named on its own is always taken, and recognised by content).
+        func byName(_ found: [InputPicture]) -> [InputPicture] {
+            guard picturesByName else { return found }
+            let (kept, left) = (found.filter { Self.isPictureName(Self.lastComponent($0.path)) },
+                                found.filter { !Self.isPictureName(Self.lastComponent($0.path)) })
+            skipped += left.map(\.path)
+            return kept
+        }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: entry, isDirectory: &isDirectory) {
-            return isDirectory.boolValue ? try walk(entry, excluded: excluded) : [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
+            return isDirectory.boolValue ? byName(try walk(entry, excluded: excluded)) : [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
         }
         guard entry.contains(where: { "*?[".contains($0) }) else {
             return [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
         }
         // A pattern the shell did not expand (quoted, or from a list): expand it here.
         let base = Self.fixedPrefix(of: entry)
-        return try Self.glob(entry).flatMap { match -> [InputPicture] in
+        return byName(try Self.glob(entry).flatMap { match -> [InputPicture] in
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: match, isDirectory: &isFolder) else { return [] }
             if isFolder.boolValue { return try walk(match, excluded: excluded).map { InputPicture(path: $0.path, relativePath: Self.relative(match, to: base) + "/" + $0.relativePath) } }
             return [InputPicture(path: match, relativePath: Self.relative(match, to: base))]
-        }
+        })
     }
 
     /// The regular files of `folder` (and its sub-folders when recursive), sorted by path.

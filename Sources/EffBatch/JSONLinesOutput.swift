@@ -1,3 +1,4 @@
+import EffCore
 import Foundation
 
 /// `--json FILE|-`: one JSON object per picture, appended and flushed as each picture finishes, so
@@ -36,6 +37,9 @@ public final class JSONLinesOutput {
     private func open(startingWith lines: Data) throws {
         guard let destination else { return }
         do {
+            // A missing folder is created, as for the pictures written with -o / --out-dir.
+            let folder = PathText.parent(destination)
+            if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
             try lines.write(to: URL(fileURLWithPath: destination), options: .atomic)
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: destination))
             try handle?.seekToEnd()

@@ -47,8 +47,13 @@ struct PictureRun {
     init(_ options: BatchOptions, json jsonPath: String?, outDir: String?, outputSuffixes: [String], ownSuffixes: [String]) throws {
         self.options = options
         let excluded = [outDir, jsonPath].compactMap { $0 }.filter { $0 != "-" }
-        let collector = InputCollector(recursive: options.recursive, excludedSuffixes: ownSuffixes, excludedPaths: excluded)
-        let all = try collector.collect(arguments: options.images, inputList: options.inputList)
+        let collector = InputCollector(recursive: options.recursive, excludedSuffixes: ownSuffixes, excludedPaths: excluded,
+                                       picturesByName: true)
+        let (all, skipped) = try collector.collectReportingSkipped(arguments: options.images, inputList: options.inputList)
+        if !skipped.isEmpty {
+            let names = skipped.prefix(3).map(PathText.lastComponent).joined(separator: ", ") + (skipped.count > 3 ? ", ..." : "")
+            FileHandle.standardError.write(Data("effdense: \(skipped.count) \(skipped.count == 1 ? "file" : "files") skipped: not named as pictures (\(EffDenseCommand.oneLine(names)))\n".utf8))
+        }
         guard !all.isEmpty else {
             throw ValidationError("no pictures found in \(options.images.joined(separator: " "))\(options.inputList.map { " or \($0)" } ?? "")")
         }

@@ -44,7 +44,9 @@ import Glibc
 }
 
 /// The folder of the "Done when": 190 good pictures (PNG and JPEG, some with a misleading
-/// extension or none) and 10 broken ones (truncated, zero bytes, wrong extension, not a picture).
+/// extension) and 10 broken ones (truncated, zero bytes, wrong extension, not a picture), plus
+/// three files not named as pictures (README.md, a .pth, a JPEG without extension) that folder
+/// walks leave out.
 struct MixedFolder {
     let root: URL
     let good: [String]
@@ -62,7 +64,7 @@ struct MixedFolder {
             try FileManager.default.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
             if i % 4 == 3 {
                 // JPEGs, every other one under a name that hides what it is.
-                let name = folder + (i % 8 == 7 ? "jpeg_\(i)" : "photo_\(i).jpg")
+                let name = folder + (i % 8 == 7 ? "jpeg_named_\(i).png" : "photo_\(i).jpg")
                 try jpegs[i % 3].write(to: root.appendingPathComponent(name))
                 good.append(name)
             } else {
@@ -80,10 +82,14 @@ struct MixedFolder {
             ("empty.jpg", Data()), ("2024/summer/empty.png", Data()),
             ("animation.png", Data("GIF89a".utf8) + Data(repeating: 7, count: 100)),
             ("bitmap.jpg", Data("BM".utf8) + Data(repeating: 0, count: 100)),
-            ("notes.txt", Data("not a picture\n".utf8)), ("random.jpg", Data((0..<500).map { UInt8(($0 * 37 + 11) % 251) })),
-            ("2024/weights.pth", Data("PK\u{3}\u{4}".utf8) + Data(repeating: 1, count: 64)),
+            ("notes.jpg", Data("not a picture\n".utf8)), ("random.jpg", Data((0..<500).map { UInt8(($0 * 37 + 11) % 251) })),
+            ("2024/weights.png", Data("PK\u{3}\u{4}".utf8) + Data(repeating: 1, count: 64)),
         ]
         for (name, data) in broken { try data.write(to: root.appendingPathComponent(name)) }
+        // Files not named as pictures: left out of the folder walk (and counted), whatever they hold.
+        for (name, data) in [("README.md", Data("# photos\n".utf8)), ("2024/model.pth", png), ("jpeg_without_extension", jpeg)] {
+            try data.write(to: root.appendingPathComponent(name))
+        }
         self.good = good
         self.broken = broken.map(\.0)
     }
@@ -119,6 +125,7 @@ func readRecords(_ path: String) throws -> [[String: Any]] {
                                        "--out-dir", out.path, "--json", json])
         #expect(result.status == 1)
         #expect(result.stderr.contains("200 pictures: 190 done, 10 failed"), "\(result.stderr)")
+        #expect(result.stderr.contains("3 files skipped: not named as pictures"), "\(result.stderr)")
         let records = try readRecords(json)
         let results = records.filter { $0["error"] == nil }, errors = records.filter { $0["error"] != nil }
         #expect(results.count == 190 && errors.count == 10)

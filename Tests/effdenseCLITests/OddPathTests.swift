@@ -68,3 +68,29 @@ import Testing
         }
     }
 }
+
+/// Small things a new user meets first.
+@Suite struct FirstContactTests {
+    /// A folder of photos holding a README: the README is left out (and said so), the run succeeds.
+    @Test func folderWithAReadmeIsClassified() throws {
+        let result = try CLITests.run(["classify", "samples/", "--top", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("1 file skipped: not named as pictures (README.md)"), "\(result.stderr)")
+        #expect(result.stderr.contains("4 pictures: 4 done"), "\(result.stderr)")
+    }
+
+    @Test func jsonIntoAMissingFolderIsCreatedAndOnePictureIsSingular() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let json = folder.appendingPathComponent("new/deeper/out.jsonl").path
+        let result = try CLITests.run(["classify", "samples/coffee.jpg", "--input-list", "-", "--json", json], input: Data())
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: json))
+        #expect(result.stderr.contains("1 picture: 1 done"), "\(result.stderr)")
+    }
+
+    @Test func versionIsPrinted() throws {
+        let result = try CLITests.run(["--version"])
+        #expect(result.status == 0 && result.stdout.hasPrefix("effdense "), "\(result.stdout) \(result.stderr)")
+    }
+}
