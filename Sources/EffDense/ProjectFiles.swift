@@ -1,8 +1,10 @@
 import Foundation
 import Yams
 
-/// Finds effdense's data folders (`configs/`, `weights/`): `$EFFDENSE_HOME` if set, else the
-/// package checkout the executable was built in, else the current directory.
+/// Finds effdense's data folders (`configs/`, `weights/`): `$EFFDENSE_HOME` if set, else
+/// `<prefix>/share/effdense` beside an installed executable (`<prefix>/bin/effdense`, see
+/// scripts/install.sh), else the package checkout the executable was built in, else the current
+/// directory.
 public enum ProjectFiles {
     /// The first existing file at `relativePath` under the search roots.
     public static func locate(_ relativePath: String) -> URL? {
@@ -18,14 +20,23 @@ public enum ProjectFiles {
         if let home = ProcessInfo.processInfo.environment["EFFDENSE_HOME"], !home.isEmpty {
             roots.append(URL(fileURLWithPath: home))
         }
+        var folder = executableFolder
+        // An installed executable: <prefix>/bin/effdense with <prefix>/share/effdense.
+        roots.append(folder.deletingLastPathComponent().appendingPathComponent("share/effdense"))
         // .build/<config>/effdense or .build/<triple>/<config>/effdense inside the checkout.
-        var folder = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {
             folder = folder.deletingLastPathComponent()
             roots.append(folder)
         }
         roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
         return roots
+    }
+
+    /// The folder of the running executable (`/proc/self/exe`: argv[0] may be a bare name found
+    /// through PATH).
+    static var executableFolder: URL {
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? "."
+        return URL(fileURLWithPath: path).resolvingSymlinksInPath().deletingLastPathComponent()
     }
 
     /// Class names, one per line.

@@ -52,7 +52,7 @@ struct ClassifyCommand: ParsableCommand {
         let spec = try ClassificationModel.named(model)
         let weightsFile = try weights ?? defaultWeights(for: spec.name)
         let labelFile = try labels ?? ProjectFiles.locate("configs/imagenet_classes.txt")?.path
-            ?? { throw ConfigError("configs/imagenet_classes.txt", "not found; pass --labels FILE or set EFFDENSE_HOME to the effdense folder") }()
+            ?? { throw ConfigError("configs/imagenet_classes.txt", "not found; pass --labels FILE, install effdense with scripts/install.sh, or set EFFDENSE_HOME to the effdense folder") }()
         var classifier = try ImageClassifier(model: spec, weightsFile: weightsFile, labels: ProjectFiles.labels(labelFile))
         if let cropPct {
             classifier.preprocessing.cropPct = cropPct
@@ -72,9 +72,13 @@ struct ClassifyCommand: ParsableCommand {
     }
 
     private func defaultWeights(for name: String) throws -> String {
-        if ["tf_efficientnet_lite0", "efficientnet-lite0"].contains(name),
-           let bundled = ProjectFiles.locate("weights/efficientnet-lite0-57934424.pth") {
-            return bundled.path
+        if ["tf_efficientnet_lite0", "efficientnet-lite0"].contains(name) {
+            // The real Lite0: fetched into the checkout (scripts/fetch-weights.sh) or installed
+            // into the user cache (scripts/install.sh).
+            let file = "efficientnet-lite0-57934424.pth"
+            if let bundled = ProjectFiles.locate("weights/" + file) { return bundled.path }
+            let cached = CheckpointRegistry.cacheDirectory.appendingPathComponent(file)
+            if FileManager.default.fileExists(atPath: cached.path) { return cached.path }
         }
         if CheckpointRegistry.canonicalName(name) != nil, let cached = try? CheckpointRegistry.cachedFile(for: name),
            FileManager.default.fileExists(atPath: cached.path) {

@@ -94,3 +94,43 @@ import Testing
         #expect(result.status == 0 && result.stdout.hasPrefix("effdense "), "\(result.stdout) \(result.stderr)")
     }
 }
+
+/// scripts/install.sh puts effdense on a prefix's bin/ with its configs in share/effdense and
+/// the real Lite0 in the user cache: it then runs from any folder, far from the checkout.
+@Suite struct InstallTests {
+    @Test func installedBinaryRunsFromTheRootFolder() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prefix = folder.appendingPathComponent("prefix").path, cache = folder.appendingPathComponent("cache").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CACHE_HOME"] = cache
+        environment["EFFDENSE_HOME"] = nil
+        func run(_ executable: String, _ arguments: [String], in directory: String) throws -> CLITests.Result {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: directory)
+            process.environment = environment
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return CLITests.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                                   stderr: String(decoding: stderr, as: UTF8.self))
+        }
+        let install = try run("/bin/bash", [CLITests.packageRoot.appendingPathComponent("scripts/install.sh").path,
+                                            "--prefix", prefix, "--binary", CLITests.binary.path], in: CLITests.packageRoot.path)
+        #expect(install.status == 0, "\(install.stdout) \(install.stderr)")
+        let effdense = prefix + "/bin/effdense"
+        let sample = CLITests.packageRoot.appendingPathComponent("samples/coffee.jpg").path
+        let classify = try run(effdense, ["classify", sample, "--top", "1"], in: "/")
+        #expect(classify.status == 0 && classify.stdout.contains("espresso"), "\(classify.stdout) \(classify.stderr)")
+        let annotated = folder.appendingPathComponent("coffee.detections.png").path
+        let detect = try run(effdense, ["detect", sample, "--weights", DetectCLITests.weights, "-o", annotated], in: "/")
+        #expect(detect.status == 0 && FileManager.default.fileExists(atPath: annotated), "\(detect.stdout) \(detect.stderr)")
+        let version = try run(effdense, ["--version"], in: "/")
+        #expect(version.stdout.hasPrefix("effdense "))
+    }
+}
