@@ -158,3 +158,59 @@ int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
     jpeg_destroy_decompress(&cinfo);
     return EFF_OK;
 }
+
+/* The EXIF orientation tag (0x0112) of IFD0 in an APP1 "Exif\0\0" payload; 1 when absent. */
+static int exif_orientation(const uint8_t *p, size_t n) {
+    if (n < 14 || memcmp(p, "Exif\0\0", 6) != 0) return 1;
+    p += 6;
+    n -= 6;
+    int little = p[0] == 'I' && p[1] == 'I';
+    if (!little && !(p[0] == 'M' && p[1] == 'M')) return 1;
+#define U16(o) (little ? (unsigned)(p[o] | p[(o) + 1] << 8) : (unsigned)(p[o] << 8 | p[(o) + 1]))
+#define U32(o) (little ? ((uint32_t)p[o] | (uint32_t)p[(o) + 1] << 8 | (uint32_t)p[(o) + 2] << 16 | (uint32_t)p[(o) + 3] << 24) \
+                       : ((uint32_t)p[o] << 24 | (uint32_t)p[(o) + 1] << 16 | (uint32_t)p[(o) + 2] << 8 | (uint32_t)p[(o) + 3]))
+    if (U16(2) != 42) return 1;
+    uint32_t ifd = U32(4);
+    if (ifd > n || n - ifd < 2) return 1;
+    unsigned count = U16(ifd);
+    for (unsigned i = 0; i < count; i++) {
+        size_t entry = (size_t)ifd + 2 + (size_t)i * 12;
+        if (entry + 12 > n) return 1;
+        if (U16(entry) == 0x0112 && U16(entry + 2) == 3) {
+            unsigned value = U16(entry + 8);
+            return value >= 1 && value <= 8 ? (int)value : 1;
+        }
+    }
+    return 1;
+#undef U16
+#undef U32
+}
+
+int eff_jpeg_orientation(const uint8_t *data, size_t size) {
+    char err[64];
+    if (check_signature(data, size, err, sizeof err) != EFF_OK) return 1;
+    struct jpeg_decompress_struct cinfo;
+    jpeg_error_state st;
+    cinfo.err = jpeg_std_error(&st.base);
+    st.base.error_exit = on_jpeg_error;
+    st.base.emit_message = on_jpeg_message;
+    st.err = err;
+    st.err_len = sizeof err;
+    if (setjmp(st.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return 1;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
+    jpeg_read_header(&cinfo, TRUE);
+    int orientation = 1;
+    for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
+        if (m->marker == JPEG_APP0 + 1) {
+            orientation = exif_orientation(m->data, m->data_length);
+            if (orientation != 1) break;
+        }
+    }
+    jpeg_destroy_decompress(&cinfo);
+    return orientation;
+}

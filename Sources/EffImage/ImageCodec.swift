@@ -67,8 +67,10 @@ public enum ImageCodec {
     /// The largest picture decoded unless the caller says otherwise: 100 megapixels.
     public static let defaultMaxPixels = 100_000_000
 
-    /// Reads and decodes the PNG or JPEG at `path`.
-    public static func decode(contentsOf path: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+    /// Reads and decodes the PNG or JPEG at `path`, shown as its EXIF orientation says (a phone's
+    /// photo stored sideways comes out upright, as OpenCV and ultralytics read it) unless
+    /// `applyingOrientation` is false (Pillow's `Image.open`, which ignores the tag).
+    public static func decode(contentsOf path: String, maxPixels: Int = defaultMaxPixels, applyingOrientation: Bool = true) throws -> RGBImage {
         if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
         let data: Data
         do {
@@ -76,7 +78,16 @@ public enum ImageCodec {
         } catch {
             throw ImageError(.unreadable, path, "cannot read the file (\(readFailureReason(path)))")
         }
-        return try decode(data, source: path, maxPixels: maxPixels)
+        let image = try decode(data, source: path, maxPixels: maxPixels)
+        return applyingOrientation ? image.oriented(orientation(of: data)) : image
+    }
+
+    /// The EXIF orientation (1...8) of JPEG bytes; 1 for other pictures and when there is none.
+    public static func orientation(of data: Data) -> Int {
+        guard ImageFormat.sniff(data) == .jpeg else { return 1 }
+        return data.withUnsafeBytes { raw in
+            Int(eff_jpeg_orientation(raw.bindMemory(to: UInt8.self).baseAddress, raw.count))
+        }
     }
 
     /// Decodes PNG or JPEG bytes (recognised by content) to RGB. Pictures of more than

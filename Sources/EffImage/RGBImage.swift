@@ -42,6 +42,45 @@ public struct RGBImage: Sendable, Equatable {
         return tensor
     }
 
+    /// The picture as shown for an EXIF orientation (1...8, TIFF's meaning; others: unchanged):
+    /// mirrored and / or turned as Pillow's `ImageOps.exif_transpose` does.
+    public func oriented(_ orientation: Int) -> RGBImage {
+        guard (2...8).contains(orientation) else { return self }
+        let (w, h) = (width, height)
+        let swapsAxes = orientation >= 5
+        let (outWidth, outHeight) = swapsAxes ? (h, w) : (w, h)
+        // Where the shown pixel (x, y) is stored.
+        let source: (Int, Int) -> (Int, Int)
+        switch orientation {
+        case 2: source = { x, y in (w - 1 - x, y) }              // mirrored left-right
+        case 3: source = { x, y in (w - 1 - x, h - 1 - y) }      // turned 180 degrees
+        case 4: source = { x, y in (x, h - 1 - y) }              // mirrored top-bottom
+        case 5: source = { x, y in (y, x) }                      // transposed
+        case 6: source = { x, y in (y, h - 1 - x) }              // turned 90 degrees clockwise to show
+        case 7: source = { x, y in (w - 1 - y, h - 1 - x) }      // transversed
+        default: source = { x, y in (w - 1 - y, x) }             // 8: turned 90 degrees counter-clockwise
+        }
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<outHeight {
+                    for x in 0..<outWidth {
+                        let (sx, sy) = source(x, y)
+                        let from = (sy * w + sx) * 3, to = (y * outWidth + x) * 3
+                        dst[to] = src[from]; dst[to + 1] = src[from + 1]; dst[to + 2] = src[from + 2]
+                    }
+                }
+            }
+        }
+        return RGBImage(width: outWidth, height: outHeight, orientedPixels: out)
+    }
+
+    private init(width: Int, height: Int, orientedPixels: [UInt8]) {
+        self.width = width
+        self.height = height
+        self.pixels = orientedPixels
+    }
+
     /// A picture from a [1, H, W, 3] tensor of values in 0...1 (clamped, rounded to nearest).
     public init(tensor: Tensor) throws {
         let (n, h, w, c) = try tensor.requireNHWC("RGBImage(tensor:)")

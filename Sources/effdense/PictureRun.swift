@@ -21,6 +21,9 @@ struct BatchOptions: ParsableArguments {
     @Flag(help: "Skip pictures whose outputs already exist (and whose line is in --json FILE); keep the finished lines.")
     var resume = false
 
+    @Flag(help: "Ignore the EXIF orientation of JPEGs (as Pillow's Image.open does); by default a photo stored turned is read upright, as OpenCV and ultralytics read it.")
+    var ignoreOrientation = false
+
     @Option(help: ArgumentHelp("Pictures worked on at once, each on its own thread from decoding to writing, the kernels' threads shared between them (default: threads, at most 4; 1: one picture at a time on all threads).", valueName: "N"))
     var batchSize: Int?
 
@@ -117,7 +120,7 @@ struct PictureRun {
         let summary = try BatchRunner(concurrentPictures: atOnce).run(
             todo, alreadyDone: pictures.count - todo.count,
             process: { picture in
-                let image = try ImageCodec.decode(contentsOf: picture.path)
+                let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: !options.ignoreOrientation)
                 return try Threading.withThreadLimit(threadsEach) { try process(picture, image) }
             },
             record: { _, record in

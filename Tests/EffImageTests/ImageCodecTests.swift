@@ -224,3 +224,30 @@ import Testing
         #expect(cropped == expected)
     }
 }
+
+/// EXIF orientation (scripts/make_exif_fixtures.py): the same 16x8 picture stored for each of the
+/// eight orientations comes out as Pillow's exif_transpose shows it.
+@Suite struct ExifOrientationTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/exif")
+
+    struct Expected: Decodable { let width: Int, height: Int, corners: [[Int]] }
+
+    @Test(arguments: 1...8)
+    func everyOrientationIsShownUpright(orientation: Int) throws {
+        let data = try Data(contentsOf: Self.folder.appendingPathComponent("quadrants.json"))
+        let expected = try #require(try JSONDecoder().decode([String: Expected].self, from: data)["\(orientation)"])
+        let path = Self.folder.appendingPathComponent("quadrants_o\(orientation).jpg").path
+        #expect(ImageCodec.orientation(of: try Data(contentsOf: URL(fileURLWithPath: path))) == orientation)
+        let image = try ImageCodec.decode(contentsOf: path)
+        #expect(image.width == expected.width && image.height == expected.height)
+        let corners = [(0, 0), (image.width - 1, 0), (0, image.height - 1), (image.width - 1, image.height - 1)]
+        for ((x, y), colour) in zip(corners, expected.corners) {
+            let i = (y * image.width + x) * 3
+            let found = [Int(image.pixels[i]), Int(image.pixels[i + 1]), Int(image.pixels[i + 2])]
+            #expect(zip(found, colour).allSatisfy { abs($0 - $1) <= 3 }, "orientation \(orientation) corner (\(x), \(y)): \(found), Pillow \(colour)")
+        }
+        // Stored as it is, as Pillow's Image.open reads it: transposing orientations are 8x16.
+        let stored = try ImageCodec.decode(contentsOf: path, applyingOrientation: false)
+        #expect(stored.width == (orientation >= 5 ? 8 : 16))
+    }
+}

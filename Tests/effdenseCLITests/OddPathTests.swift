@@ -1,3 +1,4 @@
+import EffImage
 import Foundation
 import Testing
 
@@ -132,5 +133,35 @@ import Testing
         #expect(detect.status == 0 && FileManager.default.fileExists(atPath: annotated), "\(detect.stdout) \(detect.stderr)")
         let version = try run(effdense, ["--version"], in: "/")
         #expect(version.stdout.hasPrefix("effdense "))
+    }
+}
+
+/// A phone photo stored turned, with its EXIF orientation: classified and annotated upright.
+@Suite struct ExifCLITests {
+    static let folder = CLITests.packageRoot.appendingPathComponent("Tests/EffImageTests/Fixtures/exif")
+
+    @Test(arguments: [6, 3])
+    func rotatedPhotoIsReadUpright(orientation: Int) throws {
+        let photo = Self.folder.appendingPathComponent("coffee_exif\(orientation).jpg").path
+        let upright = try CLITests.run(["classify", "samples/coffee.jpg", "--top", "1", "--json", "-"])
+        let turned = try CLITests.run(["classify", photo, "--top", "1", "--json", "-"])
+        func top(_ result: CLITests.Result) throws -> String? {
+            let record = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return ((record?["predictions"] as? [[String: Any]])?.first)?["label"] as? String
+        }
+        #expect(upright.status == 0 && turned.status == 0, "\(turned.stderr)")
+        #expect(try top(turned) == top(upright) && (try top(upright)) == "espresso", "\(turned.stdout)")
+
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let annotated = folder.appendingPathComponent("out.png").path, raw = folder.appendingPathComponent("raw.png").path
+        let detect = try CLITests.run(["detect", photo, "--weights", DetectCLITests.weights, "-o", annotated])
+        #expect(detect.status == 0, "\(detect.stderr)")
+        let image = try ImageCodec.decode(contentsOf: annotated)
+        #expect(image.width == 600 && image.height == 400, "the annotated picture is \(image.width)x\(image.height), not upright")
+        let ignored = try CLITests.run(["detect", photo, "--weights", DetectCLITests.weights, "-o", raw, "--ignore-orientation"])
+        #expect(ignored.status == 0)
+        let stored = try ImageCodec.decode(contentsOf: raw)
+        #expect(orientation == 6 ? (stored.width == 400 && stored.height == 600) : (stored.width == 600 && stored.height == 400))
     }
 }

@@ -44,6 +44,10 @@ int eff_jpeg_read_header(const uint8_t *data, size_t size, uint32_t *width, uint
 int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
                          uint8_t *out, char *err, size_t err_len);
 
+/* JPEG: the EXIF orientation (1..8, TIFF's meaning) of the first APP1 Exif segment; 1 when
+   there is none or it cannot be read. */
+int eff_jpeg_orientation(const uint8_t *data, size_t size);
+
 void eff_free(void *p);
 
 #endif
