@@ -113,7 +113,12 @@ public struct ImageClassifier: Sendable {
     /// Loads `model` with the weights in `weightsFile` (any supported format and key layout,
     /// bound strictly) and the class names in `labels`.
     public init(model: ClassificationModel, weightsFile: String, labels: [String]) throws {
-        let store = try WeightStore(contentsOf: weightsFile)
+        try self.init(model: model, weights: WeightStore(contentsOf: weightsFile), labels: labels)
+    }
+
+    /// Loads `model` with the weights of an opened checkpoint.
+    public init(model: ClassificationModel, weights store: WeightStore, labels: [String]) throws {
+        let weightsFile = store.file
         let binder = WeightBinder(store)
         var model = model
         // A torchvision state dict named as timm / lukemelas name its B-level: torchvision's own

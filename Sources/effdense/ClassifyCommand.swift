@@ -13,8 +13,8 @@ struct ClassifyCommand: ParsableCommand {
 
     @OptionGroup var inputs: BatchOptions
 
-    @Option(help: "Model name (timm / lukemelas names: tf_efficientnet_lite0, tf_efficientnet_b0, efficientnet_b0, efficientnet-b0, ...).")
-    var model = ClassificationModel.defaultName
+    @Option(help: "Model name (timm / lukemelas / torchvision names: tf_efficientnet_lite0, tf_efficientnet_b0, efficientnet_b0, efficientnet-b0, ...). Default: the model --weights holds, else tf_efficientnet_lite0.")
+    var model: String?
 
     @Option(help: "Checkpoint file (.pth/.pt/.bin/.safetensors). Default: the bundled real Lite0 for tf_efficientnet_lite0, else the cache filled by `effdense weights pull`.")
     var weights: String?
@@ -49,11 +49,20 @@ struct ClassifyCommand: ParsableCommand {
     func run() throws {
         runtime.apply()
         let run = try PictureRun(inputs, json: json, outDir: nil, outputSuffixes: [], ownSuffixes: ownOutputSuffixes)
-        let spec = try ClassificationModel.named(model)
-        let weightsFile = try weights ?? defaultWeights(for: spec.name)
+        // The checkpoint decides the model unless --model says it.
+        let store = try weights.map(WeightStore.init(contentsOf:))
+        var modelName = model ?? ClassificationModel.defaultName
+        if let store {
+            modelName = try ModelChoice.resolve(
+                flagged: model, flag: "--model", store: store, what: "an EfficientNet classifier",
+                recognisedName: { if case .classifier(let name, _) = $0 { return name }; return nil },
+                sameStructure: { ModelRecognition.structure($0) == ModelRecognition.structure($1) }) ?? modelName
+        }
+        let spec = try ClassificationModel.named(modelName)
         let labelFile = try labels ?? ProjectFiles.locate("configs/imagenet_classes.txt")?.path
             ?? { throw ConfigError("configs/imagenet_classes.txt", "not found; pass --labels FILE, install effdense with scripts/install.sh, or set EFFDENSE_HOME to the effdense folder") }()
-        var classifier = try ImageClassifier(model: spec, weightsFile: weightsFile, labels: ProjectFiles.labels(labelFile))
+        var classifier = try ImageClassifier(model: spec, weights: store ?? WeightStore(contentsOf: defaultWeights(for: spec.name)),
+                                             labels: ProjectFiles.labels(labelFile))
         if let cropPct {
             classifier.preprocessing.cropPct = cropPct
             classifier.preprocessing.resizeSize = nil

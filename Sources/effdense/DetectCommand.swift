@@ -13,8 +13,8 @@ struct DetectCommand: ParsableCommand {
 
     @OptionGroup var inputs: BatchOptions
 
-    @Option(help: "Model name: tf_efficientdet_d0 … d7x, efficientdet_d0, efficientdet_d1 (or d0 … d7x).")
-    var model = "tf_efficientdet_d0"
+    @Option(help: "Model name: tf_efficientdet_d0 … d7x, efficientdet_d0, efficientdet_d1 (or d0 … d7x), tf_efficientdet_lite0 … lite4. Default: the model --weights holds (its TF-ported name: pass efficientdet_d0/d1 for PyTorch-native checkpoints, whose shapes are the same), else tf_efficientdet_d0.")
+    var model: String?
 
     @Option(help: "A model config YAML (effdet's fields) instead of the shipped one, e.g. for another class count.")
     var config: String?
@@ -66,11 +66,25 @@ struct DetectCommand: ParsableCommand {
         runtime.apply()
         let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes)
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
-        let (detectionConfig, configFile) = try config.map { (try DetectionConfig.load(contentsOf: $0), $0) } ?? DetectionConfig.named(model)
+        // The checkpoint decides the model unless --model or --config says it.
+        let store = try weights.map(WeightStore.init(contentsOf:))
+        var modelName = model ?? "tf_efficientdet_d0"
+        var classes: Int?
+        if let store, config == nil {
+            modelName = try ModelChoice.resolve(
+                flagged: model, flag: "--model", store: store, what: "an EfficientDet",
+                recognisedName: { if case .detector(let name, let count) = $0 { classes = count; return name }; return nil },
+                sameStructure: { ModelRecognition.structure($0) == ModelRecognition.structure($1) }) ?? modelName
+        }
+        var (detectionConfig, configFile) = try config.map { (try DetectionConfig.load(contentsOf: $0), $0) } ?? DetectionConfig.named(modelName)
+        if let classes, classes != detectionConfig.numClasses {
+            detectionConfig.numClasses = classes   // a fine-tuned head: its labels come from --labels
+            detectionConfig.labels = nil
+        }
         let labelFile = labels ?? detectionConfig.labels.map { URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path }
         let names = try labelFile.map(ProjectFiles.labels) ?? []
-        let weightsFile = try weights ?? defaultWeights(for: detectionConfig.name)
-        let detector = try ObjectDetector(config: detectionConfig, weightsFile: weightsFile, labels: names)
+        let detector = try ObjectDetector(config: detectionConfig, weights: store ?? WeightStore(contentsOf: defaultWeights(for: detectionConfig.name)),
+                                          labels: names)
         let wanted = try classFilter(names)
         let postProcessing = PostProcessing(maxDetectionPoints: detectionConfig.maxDetectionPoints, maxDetections: maxDetections,
                                             iouThreshold: iouThreshold, scoreThreshold: scoreThreshold, softNMS: softNms)

@@ -19,7 +19,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "A segmentation config YAML instead of configs/deeplabv3plus.yaml.")
     var config: String?
 
-    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7 (default: the config's).")
+    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7 (default: the one the checkpoint holds).")
     var encoder: String?
 
     @Option(help: "Number of classes (default: read from the checkpoint's head).")
@@ -86,12 +86,18 @@ struct SegmentCommand: ParsableCommand {
         let configFile = try config ?? ProjectFiles.locate("configs/deeplabv3plus.yaml")?.path
             ?? { throw ConfigError("configs/deeplabv3plus.yaml", "not found; pass --config FILE or set EFFDENSE_HOME to the effdense folder") }()
         let settings = try SegmentationConfig.load(contentsOf: configFile)
+        // The checkpoint decides the encoder unless --encoder says it.
+        let store = try WeightStore(contentsOf: weights)
+        let encoderName = try ModelChoice.resolve(
+            flagged: encoder, flag: "--encoder", store: store, what: "a DeepLabV3Plus",
+            recognisedName: { if case .segmenter(let encoder, _) = $0 { return encoder }; return nil },
+            sameStructure: { $0 == $1 }) ?? settings.encoder
         let classes = try numClasses ?? Self.headClasses(weights)
         let configLabels = try settings.labels.map {
             try ProjectFiles.labels(URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path)
         }
         let names = try labels.map(ProjectFiles.labels) ?? (configLabels?.count == classes ? configLabels : nil) ?? []
-        var segmenter = try Segmenter(encoder: encoder ?? settings.encoder, weightsFile: weights, numClasses: classes,
+        var segmenter = try Segmenter(encoder: SegmentationEncoder.named(encoderName), weights: store, numClasses: classes,
                                       outputStride: outputStride ?? settings.outputStride, atrousRates: try rates() ?? settings.atrousRates,
                                       decoderChannels: settings.decoderChannels, upsampling: settings.upsampling, labels: names)
         segmenter.mean = settings.mean

@@ -165,3 +165,59 @@ import Testing
         #expect(orientation == 6 ? (stored.width == 400 && stored.height == 600) : (stored.width == 600 && stored.height == 400))
     }
 }
+
+/// The model comes from the checkpoint when no flag names it; a flag that contradicts the file
+/// is an error naming the file's model.
+@Suite struct ModelFromCheckpointTests {
+    static let fixtures = CLITests.packageRoot.appendingPathComponent("Tests/EffDenseTests/Fixtures")
+
+    static func json(_ arguments: [String]) throws -> [String: Any] {
+        let result = try CLITests.run(arguments + ["--json", "-"])
+        #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func detectorClassifierAndSegmenterAreInferred() throws {
+        let detector = Self.fixtures.appendingPathComponent("detection/tf_efficientdet_d0.pth").path
+        let inferred = try Self.json(["detect", "samples/coffee.jpg", "--weights", detector, "--no-images"])
+        let named = try Self.json(["detect", "samples/coffee.jpg", "--weights", detector, "--no-images", "--model", "tf_efficientdet_d0"])
+        #expect(inferred["model"] as? String == "tf_efficientdet_d0")
+        #expect(NSArray(array: inferred["detections"] as? [Any] ?? []) == NSArray(array: named["detections"] as? [Any] ?? []))
+        #expect((inferred["detections"] as? [Any])?.count == 100)
+
+        let lite0 = CLITests.realLite0
+        let classified = try Self.json(["classify", "samples/coffee.jpg", "--weights", lite0, "--top", "3"])
+        let classifiedNamed = try Self.json(["classify", "samples/coffee.jpg", "--weights", lite0, "--top", "3", "--model", "tf_efficientnet_lite0"])
+        #expect(classified["model"] as? String == "efficientnet-lite0")
+        #expect(NSArray(array: classified["predictions"] as? [Any] ?? []) == NSArray(array: classifiedNamed["predictions"] as? [Any] ?? []))
+
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for encoder in ["efficientnet-b0", "timm-efficientnet-b0"] {
+            let weights = Self.fixtures.appendingPathComponent("segmentation/deeplabv3plus_\(encoder.replacingOccurrences(of: "-", with: "_")).pth").path
+            let a = folder.appendingPathComponent("a.png").path, b = folder.appendingPathComponent("b.png").path
+            let inferredRun = try CLITests.run(["segment", "samples/coffee.jpg", "--weights", weights, "-o", a])
+            let namedRun = try CLITests.run(["segment", "samples/coffee.jpg", "--weights", weights, "-o", b, "--encoder", encoder])
+            #expect(inferredRun.status == 0 && namedRun.status == 0, "\(inferredRun.stderr) \(namedRun.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)), "\(encoder): masks differ")
+        }
+    }
+
+    @Test func contradictingFlagNamesTheFilesModel() throws {
+        let detector = Self.fixtures.appendingPathComponent("detection/tf_efficientdet_d0.pth").path
+        let segmenter = Self.fixtures.appendingPathComponent("segmentation/deeplabv3plus_timm_efficientnet_b0.pth").path
+        let cases: [([String], String, String)] = [
+            (["detect", "samples/coffee.jpg", "--weights", detector, "--model", "d3", "--no-images"], detector, "the detector tf_efficientdet_d0"),
+            (["classify", "samples/coffee.jpg", "--weights", CLITests.realLite0, "--model", "tf_efficientnet_b3"], CLITests.realLite0,
+             "the classifier efficientnet-lite0"),
+            (["segment", "samples/coffee.jpg", "--weights", segmenter, "--encoder", "efficientnet-b0", "-o", "/tmp/effdense-unused.png"], segmenter,
+             "the timm-efficientnet-b0 encoder"),
+            (["detect", "samples/coffee.jpg", "--weights", CLITests.realLite0, "--no-images"], CLITests.realLite0, "not an EfficientDet"),
+        ]
+        for (arguments, file, message) in cases {
+            let result = try CLITests.run(arguments)
+            CLITests.expectOneLineError(result, naming: file)
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+    }
+}

@@ -47,7 +47,12 @@ public struct ObjectDetector: Sendable {
     /// Loads `config`'s model with the weights in `weightsFile` (effdet's key layout, bound
     /// strictly) and class names `labels` (one per class, or empty).
     public init(config: DetectionConfig, weightsFile: String, labels: [String] = []) throws {
-        let binder = WeightBinder(try WeightStore(contentsOf: weightsFile))
+        try self.init(config: config, weights: WeightStore(contentsOf: weightsFile), labels: labels)
+    }
+
+    /// Loads `config`'s model with the weights of an opened checkpoint.
+    public init(config: DetectionConfig, weights store: WeightStore, labels: [String] = []) throws {
+        let binder = WeightBinder(store)
         let network = try EfficientDet(config: config, weights: binder)
         try binder.finish()
         guard labels.isEmpty || labels.count == config.numClasses else {

@@ -42,10 +42,17 @@ public struct Segmenter: Sendable {
     /// Loads smp's DeepLabV3Plus weights (strictly) for an encoder description.
     public init(encoder: SegmentationEncoder, weightsFile: String, numClasses: Int, outputStride: Int = 16,
                 atrousRates: [Int] = [12, 24, 36], decoderChannels: Int = 256, upsampling: Int = 4, labels: [String] = []) throws {
+        try self.init(encoder: encoder, weights: WeightStore(contentsOf: weightsFile), numClasses: numClasses, outputStride: outputStride,
+                      atrousRates: atrousRates, decoderChannels: decoderChannels, upsampling: upsampling, labels: labels)
+    }
+
+    /// Loads smp's DeepLabV3Plus weights (strictly) from an opened checkpoint.
+    public init(encoder: SegmentationEncoder, weights store: WeightStore, numClasses: Int, outputStride: Int = 16,
+                atrousRates: [Int] = [12, 24, 36], decoderChannels: Int = 256, upsampling: Int = 4, labels: [String] = []) throws {
+        let weightsFile = store.file
         guard (1...256).contains(numClasses) else {
             throw ConfigError(weightsFile, "a mask holds 1 to 256 classes, found \(numClasses)")
         }
-        let store = try WeightStore(contentsOf: weightsFile)
         let binder = WeightBinder(store)
         network = try DeepLabV3Plus(encoder: encoder, outputStride: outputStride, numClasses: numClasses,
                                     atrousRates: atrousRates, decoderChannels: decoderChannels, upsampling: upsampling, weights: binder)
