@@ -67,10 +67,7 @@ public struct Benchmark: Sendable {
             pipeline = { data in
                 var image = try ImageCodec.decode(data, source: "benchmark")
                 let detections = try detector.detect(image, postProcessing: PostProcessing(scoreThreshold: 0.4))
-                image.annotate(detections.map {
-                    BoxAnnotation(box: $0.box, label: "\(detector.label($0.classIndex)) \(String(format: "%.2f", $0.score))",
-                                  colour: RGB.forClass($0.classIndex))
-                }, text: text)
+                image.annotate(detector.annotations(detections), text: text)
                 _ = try ImageCodec.encodePNG(pixels: image.pixels, width: image.width, height: image.height, format: .rgb)
             }
         }

@@ -11,12 +11,26 @@ public struct RGB: Sendable, Equatable {
         0.299 * Double(r) + 0.587 * Double(g) + 0.114 * Double(b) > 150 ? RGB(0, 0, 0) : RGB(255, 255, 255)
     }
 
-    /// Distinct colours for class indices (the 20-colour palette ultralytics uses).
+    /// A colour per class index, every index its own hue: hues step by the golden ratio of the
+    /// circle (neighbouring indices far apart, no two of the first hundreds alike, unlike a
+    /// 20-colour palette where cat and cell phone share purple), vivid (saturation 0.85) and
+    /// in three brightness bands so hues that are close still differ in lightness.
     public static func forClass(_ index: Int) -> RGB {
-        let palette: [UInt32] = [0xFF3838, 0xFF9D97, 0xFF701F, 0xFFB21D, 0xCFD231, 0x48F90A, 0x92CC17, 0x3DDB86, 0x1A9334, 0x00D4BB,
-                                 0x2C99A8, 0x00C2FF, 0x344593, 0x6473FF, 0x0018EC, 0x8438FF, 0x520085, 0xCB38FF, 0xFF95C8, 0xFF37C7]
-        let v = palette[((index % palette.count) + palette.count) % palette.count]
-        return RGB(UInt8(v >> 16), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF))
+        let i = Double(index < 0 ? -index : index)
+        let hue = (i * 0.618033988749895 + 0.05).truncatingRemainder(dividingBy: 1) * 6
+        let value = [1.0, 0.78, 0.9][Int(i) % 3], saturation = 0.85
+        let sector = Int(hue), f = hue - Double(sector)
+        let p = value * (1 - saturation), q = value * (1 - saturation * f), t = value * (1 - saturation * (1 - f))
+        let (r, g, b): (Double, Double, Double)
+        switch sector % 6 {
+        case 0: (r, g, b) = (value, t, p)
+        case 1: (r, g, b) = (q, value, p)
+        case 2: (r, g, b) = (p, value, t)
+        case 3: (r, g, b) = (p, q, value)
+        case 4: (r, g, b) = (t, p, value)
+        default: (r, g, b) = (value, p, q)
+        }
+        return RGB(UInt8((r * 255).rounded()), UInt8((g * 255).rounded()), UInt8((b * 255).rounded()))
     }
 }
 
@@ -132,30 +146,55 @@ public struct BoxAnnotation: Sendable {
     public var box: [Float]
     public var label: String
     public var colour: RGB
-    public init(box: [Float], label: String, colour: RGB) { self.box = box; self.label = label; self.colour = colour }
+    /// Higher scores are drawn later (on top) and get the first choice of where their tag goes.
+    public var score: Float
+    public init(box: [Float], label: String, colour: RGB, score: Float = 0) {
+        self.box = box; self.label = label; self.colour = colour; self.score = score
+    }
+}
+
+/// How boxes are drawn (ultralytics' `line_width`, `show_labels`).
+public struct AnnotationStyle: Sendable, Equatable {
+    /// Box line width in pixels (nil: scaled to the picture, at least 2).
+    public var lineWidth: Int?
+    /// Draw the label tags.
+    public var showLabels = true
+    public init(lineWidth: Int? = nil, showLabels: Bool = true) { self.lineWidth = lineWidth; self.showLabels = showLabels }
 }
 
 extension RGBImage {
     /// Draws boxes with their labels on filled tags: line width and text size scale with the
-    /// picture; a tag sits above its box when there is room, else just inside it, and is kept
-    /// within the picture.
-    public mutating func annotate(_ annotations: [BoxAnnotation], text: TextRenderer) {
-        let lineWidth = max(2, Int((Double(width + height) / 2 * 0.003).rounded()))
+    /// picture. Boxes are drawn weakest first, so the best is on top. Tags are placed best first:
+    /// above the box, else inside its top, else below it, kept within the picture; a tag that
+    /// would cover a better one's tag wherever it goes is left out (its box stays).
+    public mutating func annotate(_ annotations: [BoxAnnotation], text: TextRenderer, style: AnnotationStyle = AnnotationStyle()) {
+        let lineWidth = style.lineWidth ?? max(2, Int((Double(width + height) / 2 * 0.003).rounded()))
         let fontSize = max(12, Int((Double(width + height) / 2 * 0.03).rounded()))
-        for a in annotations {
+        let weakestFirst = annotations.sorted { $0.score < $1.score }
+        for a in weakestFirst {
             let x1 = Int(a.box[0].rounded()), y1 = Int(a.box[1].rounded()), x2 = Int(a.box[2].rounded()), y2 = Int(a.box[3].rounded())
             strokeRectangle(x1: x1, y1: y1, x2: x2, y2: y2, lineWidth: lineWidth, colour: a.colour)
         }
-        for a in annotations {
-            let x1 = Int(a.box[0].rounded()), y1 = Int(a.box[1].rounded())
+        guard style.showLabels else { return }
+        struct Tag { let x, y, width, height: Int; let annotation: BoxAnnotation; let ascent, padding: Int }
+        func overlaps(_ a: Tag, _ b: Tag) -> Bool {
+            a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height
+        }
+        var placed: [Tag] = []
+        for a in weakestFirst.reversed() {
+            let x1 = Int(a.box[0].rounded()), y1 = Int(a.box[1].rounded()), y2 = Int(a.box[3].rounded())
             let m = text.measure(a.label, pixelSize: fontSize)
             let padding = max(2, fontSize / 6)
             let tagWidth = min(width, m.width + 2 * padding), tagHeight = min(height, m.ascent + m.descent + 2 * padding)
             let tagX = max(0, min(x1, width - tagWidth))
-            let tagY = y1 - tagHeight >= 0 ? y1 - tagHeight : max(0, min(y1, height - tagHeight))
-            fill(x: tagX, y: tagY, width: tagWidth, height: tagHeight, colour: a.colour)
-            text.draw(a.label, into: &self, x: tagX + padding, baselineY: tagY + padding + m.ascent, pixelSize: fontSize,
-                      colour: a.colour.contrastingText)
+            let candidates = [y1 - tagHeight, y1, y2].filter { $0 >= 0 && $0 + tagHeight <= height } + [max(0, min(y1, height - tagHeight))]
+            let tags = candidates.map { Tag(x: tagX, y: $0, width: tagWidth, height: tagHeight, annotation: a, ascent: m.ascent, padding: padding) }
+            if let free = tags.first(where: { tag in !placed.contains { overlaps($0, tag) } }) { placed.append(free) }
+        }
+        for tag in placed.reversed() {
+            fill(x: tag.x, y: tag.y, width: tag.width, height: tag.height, colour: tag.annotation.colour)
+            text.draw(tag.annotation.label, into: &self, x: tag.x + tag.padding, baselineY: tag.y + tag.padding + tag.ascent,
+                      pixelSize: fontSize, colour: tag.annotation.colour.contrastingText)
         }
     }
 }

@@ -52,6 +52,12 @@ struct DetectCommand: ParsableCommand {
     @Flag(help: "Do not write annotated PNGs.")
     var noImages = false
 
+    @Option(help: "Box line width in pixels on annotated PNGs (default: scaled to the picture).")
+    var lineWidth: Int?
+
+    @Flag(help: "Draw boxes without their label tags.")
+    var hideLabels = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -59,6 +65,7 @@ struct DetectCommand: ParsableCommand {
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
         if !(0...1).contains(scoreThreshold) { throw ValidationError("--score-threshold must be within 0...1, found \(scoreThreshold)") }
         if !(0...1).contains(iouThreshold) { throw ValidationError("--iou-threshold must be within 0...1, found \(iouThreshold)") }
+        if let lineWidth, !(1...100).contains(lineWidth) { throw ValidationError("--line-width must be within 1...100, found \(lineWidth)") }
         if maxDetections < 1 { throw ValidationError("--max-detections must be at least 1, found \(maxDetections)") }
     }
 
@@ -89,16 +96,14 @@ struct DetectCommand: ParsableCommand {
         let postProcessing = PostProcessing(maxDetectionPoints: detectionConfig.maxDetectionPoints, maxDetections: maxDetections,
                                             iouThreshold: iouThreshold, scoreThreshold: scoreThreshold, softNMS: softNms)
         let text = noImages ? nil : try TextRenderer()
+        let style = AnnotationStyle(lineWidth: lineWidth, showLabels: !hideLabels)
         let explicitOutput = self.output
         try run.run { picture, image in
             let detections = try detector.detect(image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true }
             var target: String?
             if let text {
                 var annotated = image
-                annotated.annotate(detections.map {
-                    BoxAnnotation(box: $0.box, label: "\(detector.label($0.classIndex)) \(String(format: "%.2f", $0.score))",
-                                  colour: RGB.forClass($0.classIndex))
-                }, text: text)
+                annotated.annotate(detector.annotations(detections), text: text, style: style)
                 let path = try run.outputPath(picture, suffix: ".detections.png", explicit: explicitOutput)
                 try ImageCodec.writePNG(annotated, to: path)
                 target = path

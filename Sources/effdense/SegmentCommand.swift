@@ -139,7 +139,8 @@ struct SegmentCommand: ParsableCommand {
     }
 
     /// The picture blended half-and-half with the class colours (background untouched) and a
-    /// legend of the classes present, largest first.
+    /// legend of the classes present, largest first (on a band beside or below the picture when
+    /// it does not fit inside, so the output may be larger than the picture).
     static func overlay(_ image: RGBImage, mask: SegmentationMask, present: [(classIndex: Int, pixels: Int)],
                         segmenter: Segmenter, text: TextRenderer) -> RGBImage {
         var out = image
@@ -149,22 +150,41 @@ struct SegmentCommand: ParsableCommand {
             out.pixels[3 * i + 1] = UInt8((Int(out.pixels[3 * i + 1]) + Int(colour.1)) / 2)
             out.pixels[3 * i + 2] = UInt8((Int(out.pixels[3 * i + 2]) + Int(colour.2)) / 2)
         }
-        let fontSize = max(12, Int((Double(image.width + image.height) / 2 * 0.03).rounded()))
+        // The legend: every class present to one decimal (rows that round to 0.0% left out),
+        // inside the picture's top-left when it fits in a third of its width and half its height,
+        // else on a band beside (portrait) or below (landscape) the picture.
+        let fontSize = max(12, Int((Double(image.width + image.height) / 2 * 0.02).rounded()))
         let rowHeight = fontSize + fontSize / 2, swatch = fontSize, padding = fontSize / 2
-        let entries = present.prefix(max(1, (image.height - 2 * padding) / rowHeight)).map {
-            ($0.classIndex, "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / Double(mask.classes.count) * 100))%")
+        let entries = present.compactMap { entry -> (Int, String)? in
+            let percent = Double(entry.pixels) / Double(mask.classes.count) * 100
+            guard (percent * 10).rounded() > 0 else { return nil }
+            return (entry.classIndex, "\(segmenter.label(entry.classIndex)) \(String(format: "%.1f", percent))%")
         }
         let textWidth = entries.map { text.measure($0.1, pixelSize: fontSize).width }.max() ?? 0
-        let boxWidth = min(image.width, padding * 3 + swatch + textWidth), boxHeight = min(image.height, padding * 2 + rowHeight * entries.count)
-        out.fill(x: 0, y: 0, width: boxWidth, height: boxHeight, colour: RGB(0, 0, 0), opacity: 0.6)
+        let legendWidth = padding * 3 + swatch + textWidth, legendHeight = padding * 2 + rowHeight * entries.count
+        let inside = legendWidth <= image.width / 3 && legendHeight <= image.height / 2
+        var origin = (x: 0, y: 0)
+        if inside {
+            out.fill(x: 0, y: 0, width: legendWidth, height: legendHeight, colour: RGB(0, 0, 0), opacity: 0.6)
+        } else {
+            let below = image.width >= image.height
+            var canvas = RGBImage(width: below ? max(image.width, legendWidth) : image.width + legendWidth,
+                                  height: below ? image.height + legendHeight : max(image.height, legendHeight), fill: (32, 32, 32))
+            for row in 0..<image.height {
+                let source = row * image.width * 3, target = row * canvas.width * 3
+                canvas.pixels.replaceSubrange(target..<(target + image.width * 3), with: out.pixels[source..<(source + image.width * 3)])
+            }
+            out = canvas
+            origin = below ? (0, image.height) : (image.width, 0)
+        }
         for (row, (classIndex, label)) in entries.enumerated() {
-            let y = padding + row * rowHeight
+            let y = origin.y + padding + row * rowHeight, x = origin.x + padding
             let colour = Segmenter.vocPalette[classIndex]
             let top = y + (rowHeight - swatch) / 2
-            out.fill(x: padding - 1, y: top - 1, width: swatch + 2, height: swatch + 2, colour: RGB(220, 220, 220))
-            out.fill(x: padding, y: top, width: swatch, height: swatch, colour: RGB(colour.0, colour.1, colour.2))
+            out.fill(x: x - 1, y: top - 1, width: swatch + 2, height: swatch + 2, colour: RGB(220, 220, 220))
+            out.fill(x: x, y: top, width: swatch, height: swatch, colour: RGB(colour.0, colour.1, colour.2))
             let metrics = text.measure(label, pixelSize: fontSize)
-            text.draw(label, into: &out, x: padding * 2 + swatch, baselineY: y + (rowHeight + metrics.ascent - metrics.descent) / 2,
+            text.draw(label, into: &out, x: x + padding + swatch, baselineY: y + (rowHeight + metrics.ascent - metrics.descent) / 2,
                       pixelSize: fontSize, colour: RGB(255, 255, 255))
         }
         return out

@@ -44,3 +44,39 @@ import Testing
         #expect(throws: ImageError.self) { try TextRenderer(fontPath: "/no/such/font.ttf") }
     }
 }
+
+@Suite struct AnnotationLayoutTests {
+    /// Two boxes at one place: the better one's tag is drawn (on top, in its colour), the weaker
+    /// one's, which could only cover it, is left out; the same whatever the order given.
+    @Test func bestTagIsOnTopAndNotCovered() throws {
+        let text = try TextRenderer()
+        let strong = RGB(200, 30, 30), weak = RGB(30, 30, 200)
+        for order in [[0, 1], [1, 0]] {
+            let boxes = [BoxAnnotation(box: [40, 60, 200, 180], label: "strong 0.90", colour: strong, score: 0.9),
+                         BoxAnnotation(box: [40, 60, 200, 180], label: "weak 0.50", colour: weak, score: 0.5)]
+            var image = RGBImage(width: 240, height: 200, fill: (255, 255, 255))
+            image.annotate(order.map { boxes[$0] }, text: text)
+            // Just above the box's top-left corner is the strong tag's fill.
+            let i = (55 * image.width + 42) * 3
+            #expect(RGB(image.pixels[i], image.pixels[i + 1], image.pixels[i + 2]) == strong, "order \(order)")
+            // No weak-coloured tag anywhere above the box.
+            let weakPixels = (0..<(60 * image.width)).filter { RGB(image.pixels[3 * $0], image.pixels[3 * $0 + 1], image.pixels[3 * $0 + 2]) == weak }
+            #expect(weakPixels.isEmpty)
+        }
+        var thin = RGBImage(width: 100, height: 100, fill: (255, 255, 255))
+        thin.annotate([BoxAnnotation(box: [10, 10, 90, 90], label: "x", colour: strong, score: 1)], text: text,
+                      style: AnnotationStyle(lineWidth: 1, showLabels: false))
+        #expect(thin.pixels[(50 * 100 + 10) * 3] == 200 && thin.pixels[(50 * 100 + 11) * 3] == 255, "a 1-pixel line")
+        #expect(thin.pixels[(5 * 100 + 12) * 3] == 255, "no tag with showLabels false")
+    }
+
+    /// Every class its own colour: the first 100 indices all distinct and well apart from their
+    /// neighbours; COCO's cat (16) and cell phone (76) no longer alike.
+    @Test func classColoursAreDistinct() {
+        let colours = (0..<100).map(RGB.forClass)
+        #expect(Set(colours.map { [$0.r, $0.g, $0.b] }).count == 100)
+        func distance(_ a: RGB, _ b: RGB) -> Int { abs(Int(a.r) - Int(b.r)) + abs(Int(a.g) - Int(b.g)) + abs(Int(a.b) - Int(b.b)) }
+        #expect(zip(colours, colours.dropFirst()).allSatisfy { distance($0, $1) > 60 })
+        #expect(distance(RGB.forClass(16), RGB.forClass(76)) > 60)
+    }
+}

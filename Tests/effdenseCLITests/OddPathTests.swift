@@ -221,3 +221,27 @@ import Testing
         }
     }
 }
+
+/// The overlay's legend is whole and inside the output at any picture size: on a band beside or
+/// below a small picture, inside a large one.
+@Suite struct OverlayLegendTests {
+    @Test func legendFitsSmallAndLargePictures() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let chelsea = try ImageCodec.decode(contentsOf: CLITests.packageRoot.appendingPathComponent("samples/chelsea.png").path)
+        for (width, height) in [(96, 64), (300, 200), (4000, 3000)] {
+            let picture = folder.appendingPathComponent("c\(width).png").path
+            try ImageCodec.writePNG(try chelsea.resized(width: width, height: height, filter: .bilinear), to: picture)
+            let overlay = folder.appendingPathComponent("o\(width).png").path
+            let result = try CLITests.run(["segment", picture, "--weights", OddPathTests.segmentationWeights,
+                                           "-o", folder.appendingPathComponent("m\(width).png").path, "--overlay", overlay])
+            #expect(result.status == 0, "\(result.stderr)")
+            let out = try ImageCodec.decode(contentsOf: overlay)
+            if width < 1000 {
+                #expect(out.height > height || out.width > width, "\(width)x\(height): the legend did not get its own band")
+            } else {
+                #expect(out.width == width && out.height == height, "\(width)x\(height): a large picture keeps its size")
+            }
+        }
+    }
+}

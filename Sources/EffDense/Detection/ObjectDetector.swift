@@ -70,6 +70,14 @@ public struct ObjectDetector: Sendable {
         preprocessing = DetectionPreprocessing(config: config)
     }
 
+    /// What `detect` found, as labelled boxes to draw ("label score", a colour per class).
+    public func annotations(_ detections: [Detection]) -> [BoxAnnotation] {
+        detections.map {
+            BoxAnnotation(box: $0.box, label: "\(label($0.classIndex)) \(String(format: "%.2f", $0.score))",
+                          colour: RGB.forClass($0.classIndex), score: $0.score)
+        }
+    }
+
     /// The label of a class index (its number when there are no labels).
     public func label(_ classIndex: Int) -> String {
         classIndex < labels.count ? labels[classIndex] : String(classIndex)
