@@ -26,8 +26,12 @@ let package = Package(
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
         // zlib's crc32 checks torch.save zip entries (ZIPFoundation's own CRC is 5x slower); named apart from ZIPFoundation's internal CZlib module.
         .systemLibrary(name: "CZlibShim", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // More picture formats: BMP and GIF (first frame) through stb_image, WebP, TIFF.
+        .systemLibrary(name: "CSTB", pkgConfig: "stb", providers: [.apt(["libstb-dev"])]),
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
-        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG", "CSTB", "CWebP", "CTIFF"]),
 
         // Hot kernels in C: AVX-512 / AVX2+FMA versions chosen at run time, portable ones (OpenBLAS for the GEMM) otherwise.
         .target(name: "CKernels", dependencies: ["CBLAS"]),

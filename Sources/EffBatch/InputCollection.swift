@@ -33,7 +33,7 @@ public struct InputError: Error, CustomStringConvertible, Equatable {
 
 /// Turns command-line arguments — files, folders, glob patterns — and `--input-list` files into
 /// the ordered list of pictures to process. Pictures are recognised by content when read, so a
-/// folder's every regular file is an input (a file that is not a PNG or JPEG is reported then, like
+/// folder's every regular file is an input (a file that is not a picture effdense reads is reported then, like
 /// any broken picture), except hidden files and effdense's own outputs.
 public struct InputCollector: Sendable {
     /// Descend into sub-folders of folders given.

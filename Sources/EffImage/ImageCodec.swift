@@ -23,15 +23,39 @@ public struct ImageError: Error, CustomStringConvertible, Equatable {
 
 /// The container formats effdense reads, recognised by content, not by extension.
 public enum ImageFormat: String, Sendable {
-    case png, jpeg
+    case png, jpeg, bmp, gif, webp, tiff
 
     /// The format whose signature starts `bytes`, if any.
     public static func sniff<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> ImageFormat? {
-        let head = Array(bytes.prefix(8))
-        if head == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
-        if head.count >= 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF { return .jpeg }
+        let head = Array(bytes.prefix(12))
+        func starts(_ signature: [UInt8]) -> Bool { head.starts(with: signature) }
+        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
+        if starts([0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return .gif }
+        if starts(Array("BM".utf8)) { return .bmp }
+        if starts(Array("RIFF".utf8)) && head.count == 12 && Array(head[8..<12]) == Array("WEBP".utf8) { return .webp }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return .tiff }
         return nil
     }
+
+    /// The name used in messages.
+    var name: String { self == .jpeg ? "JPEG" : self == .webp ? "WebP" : rawValue.uppercased() }
+
+    /// The C shim's (header, decode) pair for this format.
+    var codec: (readHeader: HeaderReader, decode: RGBDecoder) {
+        switch self {
+        case .png: return (eff_png_read_header, eff_png_decode_rgb8)
+        case .jpeg: return (eff_jpeg_read_header, eff_jpeg_decode_rgb8)
+        case .bmp, .gif: return (eff_stb_read_header, eff_stb_decode_rgb8)
+        case .webp: return (eff_webp_read_header, eff_webp_decode_rgb8)
+        case .tiff: return (eff_tiff_read_header, eff_tiff_decode_rgb8)
+        }
+    }
+
+    typealias HeaderReader = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<UInt32>?,
+                              UnsafeMutablePointer<CChar>?, Int) -> Int32
+    typealias RGBDecoder = (UnsafePointer<UInt8>?, Int, UInt32, UInt32, UnsafeMutablePointer<UInt8>?,
+                            UnsafeMutablePointer<CChar>?, Int) -> Int32
 }
 
 /// How PNG pixels are laid out when encoding.
@@ -67,7 +91,7 @@ public enum ImageCodec {
     /// The largest picture decoded unless the caller says otherwise: 100 megapixels.
     public static let defaultMaxPixels = 100_000_000
 
-    /// Reads and decodes the PNG or JPEG at `path`, shown as its EXIF orientation says (a phone's
+    /// Reads and decodes the picture (PNG, JPEG, BMP, GIF, WebP, TIFF) at `path`, shown as its EXIF orientation says (a phone's
     /// photo stored sideways comes out upright, as OpenCV and ultralytics read it) unless
     /// `applyingOrientation` is false (Pillow's `Image.open`, which ignores the tag).
     public static func decode(contentsOf path: String, maxPixels: Int = defaultMaxPixels, applyingOrientation: Bool = true) throws -> RGBImage {
@@ -90,16 +114,15 @@ public enum ImageCodec {
         }
     }
 
-    /// Decodes PNG or JPEG bytes (recognised by content) to RGB. Pictures of more than
+    /// Decodes PNG, JPEG, BMP, GIF (first frame), WebP or TIFF bytes (recognised by content) to RGB. Pictures of more than
     /// `maxPixels` pixels are refused before their pixels are allocated.
     public static func decode(_ data: Data, source: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
         guard !data.isEmpty else { throw ImageError(.empty, source, "the file is empty (0 bytes)") }
         guard let format = ImageFormat.sniff(data) else {
-            throw ImageError(.unknownFormat, source, "not a PNG or JPEG image (unrecognised signature)")
+            throw ImageError(.unknownFormat, source, "not a picture effdense reads (PNG, JPEG, BMP, GIF, WebP, TIFF: unrecognised signature)")
         }
-        let readHeader = format == .png ? eff_png_read_header : eff_jpeg_read_header
-        let decodeRGB = format == .png ? eff_png_decode_rgb8 : eff_jpeg_decode_rgb8
-        let name = format == .png ? "PNG" : "JPEG"
+        let (readHeader, decodeRGB) = format.codec
+        let name = format.name
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> RGBImage in
             let bytes = raw.bindMemory(to: UInt8.self)
             var width: UInt32 = 0, height: UInt32 = 0

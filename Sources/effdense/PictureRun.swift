@@ -6,7 +6,7 @@ import Foundation
 
 /// Input and batch options shared by detect, segment and classify.
 struct BatchOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("PNG or JPEG pictures, folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
+    @Argument(help: ArgumentHelp("Pictures (PNG, JPEG, BMP, GIF, WebP, TIFF), folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
     var images: [String] = []
 
     @Flag(help: "Also take pictures from the sub-folders of folders given.")

@@ -48,6 +48,15 @@ int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
    there is none or it cannot be read. */
 int eff_jpeg_orientation(const uint8_t *data, size_t size);
 
+/* BMP and GIF (first frame) through stb_image; WebP through libwebp; TIFF (any layout libtiff
+   reads, first directory) through libtiff. Same contract as the PNG / JPEG pairs. */
+int eff_stb_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height, char *err, size_t err_len);
+int eff_stb_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height, uint8_t *out, char *err, size_t err_len);
+int eff_webp_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height, char *err, size_t err_len);
+int eff_webp_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height, uint8_t *out, char *err, size_t err_len);
+int eff_tiff_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height, char *err, size_t err_len);
+int eff_tiff_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height, uint8_t *out, char *err, size_t err_len);
+
 void eff_free(void *p);
 
 #endif
