@@ -65,6 +65,16 @@ static void limit_scans(j_common_ptr cinfo) {
    buffers of progressive files, ...). */
 #define EFF_JPEG_MAX_MEMORY (512L << 20)
 
+/* Routes libjpeg's errors to `st` (a longjmp to st->jump, after setjmp by the caller) and its
+   warnings to the message buffer. */
+static void install_error_state(struct jpeg_decompress_struct *cinfo, jpeg_error_state *st, char *err, size_t err_len) {
+    cinfo->err = jpeg_std_error(&st->base);
+    st->base.error_exit = on_jpeg_error;
+    st->base.emit_message = on_jpeg_message;
+    st->err = err;
+    st->err_len = err_len;
+}
+
 static int check_signature(const uint8_t *data, size_t size, char *err, size_t err_len) {
     if (size < 3 || data[0] != 0xFF || data[1] != 0xD8 || data[2] != 0xFF) {
         if (err && err_len) {
@@ -81,11 +91,7 @@ int eff_jpeg_read_header(const uint8_t *data, size_t size, uint32_t *width, uint
     if (check_signature(data, size, err, err_len) != EFF_OK) return EFF_ERR_CORRUPT;
     struct jpeg_decompress_struct cinfo;
     jpeg_error_state st;
-    cinfo.err = jpeg_std_error(&st.base);
-    st.base.error_exit = on_jpeg_error;
-    st.base.emit_message = on_jpeg_message;
-    st.err = err;
-    st.err_len = err_len;
+    install_error_state(&cinfo, &st, err, err_len);
     if (setjmp(st.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return EFF_ERR_CORRUPT;
@@ -104,11 +110,7 @@ int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
     if (check_signature(data, size, err, err_len) != EFF_OK) return EFF_ERR_CORRUPT;
     struct jpeg_decompress_struct cinfo;
     jpeg_error_state st;
-    cinfo.err = jpeg_std_error(&st.base);
-    st.base.error_exit = on_jpeg_error;
-    st.base.emit_message = on_jpeg_message;
-    st.err = err;
-    st.err_len = err_len;
+    install_error_state(&cinfo, &st, err, err_len);
     if (setjmp(st.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return EFF_ERR_CORRUPT;
@@ -191,11 +193,7 @@ int eff_jpeg_orientation(const uint8_t *data, size_t size) {
     if (check_signature(data, size, err, sizeof err) != EFF_OK) return 1;
     struct jpeg_decompress_struct cinfo;
     jpeg_error_state st;
-    cinfo.err = jpeg_std_error(&st.base);
-    st.base.error_exit = on_jpeg_error;
-    st.base.emit_message = on_jpeg_message;
-    st.err = err;
-    st.err_len = sizeof err;
+    install_error_state(&cinfo, &st, err, sizeof err);
     if (setjmp(st.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return 1;

@@ -131,12 +131,13 @@ public enum ImageCodec {
             guard headerStatus == EFF_OK else {
                 throw ImageError(.corrupt, source, "corrupt \(name): \(cString(message))")
             }
-            let pixelCount = Int(width) * Int(height)
             guard width > 0, height > 0 else {
                 throw ImageError(.corrupt, source, "corrupt \(name): the header says \(width)x\(height) pixels")
             }
-            guard pixelCount <= maxPixels else {
-                throw ImageError(.tooLarge, source, "the \(name) is \(width)x\(height) = \(pixelCount) pixels, more than the limit of \(maxPixels)")
+            // TIFF sides go to 2^32 - 1: their product can pass Int (found by Fuzz/).
+            let (pixelCount, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
+            guard !overflow, pixelCount <= maxPixels else {
+                throw ImageError(.tooLarge, source, "the \(name) is \(width)x\(height)\(overflow ? "" : " = \(pixelCount)") pixels, more than the limit of \(maxPixels)")
             }
             var status: Int32 = EFF_OK
             let pixels = [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { buffer, initialised in

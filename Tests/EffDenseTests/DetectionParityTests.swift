@@ -50,10 +50,7 @@ import Testing
         let ours = try PostProcessing().detections(
             classes: classes, boxes: boxes, anchors: detector.anchors, numClasses: config.numClasses, imageScale: referenceScale,
             clipSize: (Float(image.width) / referenceScale, Float(image.height) / referenceScale))
-        let raw = try io.tensor("\(key).detections").scalars
-        let reference = stride(from: 0, to: raw.count, by: 6).map {
-            Detection(box: Array(raw[$0..<($0 + 4)]), score: raw[$0 + 4], classIndex: Int(raw[$0 + 5]) - 1)
-        }
+        let reference = effdetDetections(try io.tensor("\(key).detections").scalars)
         #expect(ours.count == 100 && reference.count == 100)
         expectSameDetections(ours, reference, "\(c)")
     }
@@ -111,6 +108,13 @@ import Testing
         #expect(soft.count == 4 && soft[0] == a)
         let decayed = soft.first { $0.box == b.box && $0.classIndex == 1 }
         #expect(abs((decayed?.score ?? 0) - 0.8 * expf(-(0.8181818 * 0.8181818) / 0.5)) < 1e-5)
+    }
+}
+
+/// effdet's detections ([x1, y1, x2, y2, score, class + 1] rows) as Detections.
+func effdetDetections(_ raw: [Float]) -> [Detection] {
+    stride(from: 0, to: raw.count - 5, by: 6).map {
+        Detection(box: Array(raw[$0..<($0 + 4)]), score: raw[$0 + 4], classIndex: Int(raw[$0 + 5]) - 1)
     }
 }
 

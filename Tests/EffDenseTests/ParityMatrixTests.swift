@@ -78,10 +78,7 @@ import Testing
         let ours = try PostProcessing().detections(
             classes: classes, boxes: boxes, anchors: detector.anchors, numClasses: config.numClasses, imageScale: referenceScale,
             clipSize: (Float(image.width) / referenceScale, Float(image.height) / referenceScale))
-        let raw = try io.tensor("detections").scalars
-        let reference = stride(from: 0, to: raw.count, by: 6).map {
-            Detection(box: Array(raw[$0..<($0 + 4)]), score: raw[$0 + 4], classIndex: Int(raw[$0 + 5]) - 1)
-        }
+        let reference = effdetDetections(try io.tensor("detections").scalars)
         #expect(ours.count == reference.count)
         expectSameDetections(ours, reference, row.name)
     }

@@ -30,19 +30,7 @@ import Testing
     }
 
     static func shell(_ script: String, in folder: URL, arguments: [String]) throws -> CLITests.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script, "sh"] + arguments
-        process.currentDirectoryURL = folder
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit, "killed by signal \(process.terminationStatus): \(script) \(arguments)")
-        return CLITests.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                               stderr: String(decoding: stderr, as: UTF8.self))
+        try runProcess("/bin/sh", ["-c", script, "sh"] + arguments, in: folder.path)
     }
 
     @Test(arguments: ["classify", "detect", "segment"])
@@ -107,19 +95,7 @@ import Testing
         environment["XDG_CACHE_HOME"] = cache
         environment["EFFDENSE_HOME"] = nil
         func run(_ executable: String, _ arguments: [String], in directory: String) throws -> CLITests.Result {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            process.currentDirectoryURL = URL(fileURLWithPath: directory)
-            process.environment = environment
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return CLITests.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                                   stderr: String(decoding: stderr, as: UTF8.self))
+            try runProcess(executable, arguments, in: directory, environment: environment)
         }
         let install = try run("/bin/bash", [CLITests.packageRoot.appendingPathComponent("scripts/install.sh").path,
                                             "--prefix", prefix, "--binary", CLITests.binary.path], in: CLITests.packageRoot.path)
@@ -244,4 +220,24 @@ import Testing
             }
         }
     }
+}
+
+/// Runs `executable` in `directory` and collects its exit status and output; a death by signal
+/// is a test failure of its own.
+func runProcess(_ executable: String, _ arguments: [String], in directory: String,
+                environment: [String: String]? = nil) throws -> CLITests.Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(process.terminationReason == .exit, "killed by signal \(process.terminationStatus): \(executable) \(arguments)")
+    return CLITests.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                           stderr: String(decoding: stderr, as: UTF8.self))
 }
