@@ -28,6 +28,10 @@ public enum Threading {
     /// All the cores this process may use.
     public static var defaultThreadCount: Int { max(1, System.activeProcessorCount) }
 
+    /// The most threads worth asking for: 4 x the usable cores (more only adds switching, and
+    /// thousands would hit the process's thread limit).
+    public static var maximumThreadCount: Int { 4 * defaultThreadCount }
+
     /// Sets the thread count for the kernels; `nil` restores the default (all cores). OpenBLAS
     /// itself always runs single-threaded: the kernels split GEMMs over these threads, so one
     /// pool of threads does all the work (two pools would spin against each other).
@@ -126,13 +130,37 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 
+    /// Set when the system refused a thread (a process or thread limit): the pool works with
+    /// the workers it has — the tasks' ranges are taken on demand, so fewer threads still do all
+    /// the work — instead of waiting forever for a worker that never started.
+    private var cannotGrow = false
+
+    /// A worker's entry point, handed through pthread_create's context pointer.
+    private final class WorkerStart {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
     private func startWorkers(upTo count: Int) {
-        while workerCount < count {
-            workerCount += 1
-            let index = workerCount, start = generation.load(ordering: .acquiring)
-            let thread = Thread { [self] in work(index: index, seen: start) }
-            thread.stackSize = 1 << 20
-            thread.start()
+        while workerCount < count && !cannotGrow {
+            let index = workerCount + 1, start = generation.load(ordering: .acquiring)
+            let context = Unmanaged.passRetained(WorkerStart { [self] in work(index: index, seen: start) }).toOpaque()
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 1 << 20)
+            pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+            var thread = pthread_t()
+            let status = pthread_create(&thread, &attributes, { context in
+                if let context { Unmanaged<WorkerStart>.fromOpaque(context).takeRetainedValue().run() }
+                return nil
+            }, context)
+            pthread_attr_destroy(&attributes)
+            guard status == 0 else {
+                Unmanaged<WorkerStart>.fromOpaque(context).release()
+                cannotGrow = true
+                return
+            }
+            workerCount = index
         }
     }
 

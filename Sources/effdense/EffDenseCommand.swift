@@ -57,7 +57,12 @@ struct RuntimeOptions: ParsableArguments {
     }
 
     func apply() {
-        Threading.setThreadCount(threads)
+        var count = threads
+        if let threads, threads > Threading.maximumThreadCount {
+            count = Threading.maximumThreadCount
+            FileHandle.standardError.write(Data("effdense: --threads \(threads) is more than 4 x the \(Threading.defaultThreadCount) usable cores; using \(Threading.maximumThreadCount)\n".utf8))
+        }
+        Threading.setThreadCount(count)
         TensorMemory.keepFreedMemory()
     }
 }

@@ -78,6 +78,13 @@ import Testing
         #expect(result.stderr.contains("1 picture: 1 done"), "\(result.stderr)")
     }
 
+    /// A thread count far past the cores is capped (with a note), not a hang or a crash.
+    @Test func hugeThreadCountIsCapped() throws {
+        let result = try CLITests.run(["classify", "samples/coffee.jpg", "--top", "1", "--threads", "100000"])
+        #expect(result.status == 0 && result.stdout.contains("espresso"), "\(result.stderr)")
+        #expect(result.stderr.contains("--threads 100000 is more than 4 x the"), "\(result.stderr)")
+    }
+
     @Test func versionIsPrinted() throws {
         let result = try CLITests.run(["--version"])
         #expect(result.status == 0 && result.stdout.hasPrefix("effdense "), "\(result.stdout) \(result.stderr)")
