@@ -62,6 +62,15 @@ final class LocalHTTPServer: @unchecked Sendable {
             let connection = accept(listener, nil, nil)
             if connection < 0 { return }
             handle(connection)
+            // A graceful close: FIN, then read what the client still sends until it closes (or a
+            // second passes). A plain close() with unread bytes sends a reset, which can make the
+            // client drop body bytes it had already received (seen under a loaded CI run: the
+            // half-body of .dieHalfway never reached the partial file).
+            shutdown(connection, Int32(SHUT_WR))
+            var timeout = timeval(tv_sec: 1, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var drain = [UInt8](repeating: 0, count: 4096)
+            while recv(connection, &drain, drain.count, 0) > 0 {}
             close(connection)
         }
     }
