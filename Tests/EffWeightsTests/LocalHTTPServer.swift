@@ -52,22 +52,35 @@ final class LocalHTTPServer: @unchecked Sendable {
         return log
     }
 
+    /// Stops accepting. The listening socket is closed by the accept loop itself when it ends:
+    /// closed here, its descriptor number could be reused by another test's server while this
+    /// loop is still between two accept() calls, which would then serve that server's
+    /// connections from this server's files (a 404 seen under a loaded CI run).
     func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 
+    private var stopped = false
+
     private func acceptLoop() {
+        defer { close(listener) }
         while true {
+            lock.lock()
+            let done = stopped
+            lock.unlock()
+            if done { return }
             let connection = accept(listener, nil, nil)
             if connection < 0 { return }
             handle(connection)
-            // A graceful close: FIN, then read what the client still sends until it closes (or a
+            // A graceful close: FIN, then read what the client still sends until it closes (or half a
             // second passes). A plain close() with unread bytes sends a reset, which can make the
             // client drop body bytes it had already received (seen under a loaded CI run: the
             // half-body of .dieHalfway never reached the partial file).
             shutdown(connection, Int32(SHUT_WR))
-            var timeout = timeval(tv_sec: 1, tv_usec: 0)
+            var timeout = timeval(tv_sec: 0, tv_usec: 500_000)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             var drain = [UInt8](repeating: 0, count: 4096)
             while recv(connection, &drain, drain.count, 0) > 0 {}
