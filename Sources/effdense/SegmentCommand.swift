@@ -92,7 +92,7 @@ struct SegmentCommand: ParsableCommand {
             flagged: encoder, flag: "--encoder", store: store, what: "a DeepLabV3Plus",
             recognisedName: { if case .segmenter(let encoder, _) = $0 { return encoder }; return nil },
             sameStructure: { $0 == $1 }) ?? settings.encoder
-        let classes = try numClasses ?? Self.headClasses(weights)
+        let classes = try numClasses ?? Self.headClasses(store)
         let configLabels = try settings.labels.map {
             try ProjectFiles.labels(URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path)
         }
@@ -130,10 +130,9 @@ struct SegmentCommand: ParsableCommand {
     }
 
     /// The class count of a checkpoint's segmentation head.
-    static func headClasses(_ weights: String) throws -> Int {
-        let store = try WeightStore(contentsOf: weights)
+    static func headClasses(_ store: WeightStore) throws -> Int {
         guard let head = store.info("segmentation_head.0.weight"), head.shape.count == 4 else {
-            throw WeightsError(.missingKey, weights, "missing key 'segmentation_head.0.weight': not a segmentation_models_pytorch DeepLabV3Plus checkpoint (key layout: \(store.layout.rawValue))")
+            throw WeightsError(.missingKey, store.file, "missing key 'segmentation_head.0.weight': not a segmentation_models_pytorch DeepLabV3Plus checkpoint (key layout: \(store.layout.rawValue))")
         }
         return head.shape[0]
     }

@@ -85,6 +85,25 @@ import Testing
         #expect(result.stderr.contains("--threads 100000 is more than 4 x the"), "\(result.stderr)")
     }
 
+    /// --line-width and --hide-labels reach the drawing: no tag colour above the best box, and a
+    /// line width outside 1...100 is a flag error.
+    @Test func drawingFlags() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let plain = folder.appendingPathComponent("plain.png").path, bare = folder.appendingPathComponent("bare.png").path
+        let common = ["detect", "samples/coffee.jpg", "--weights", DetectCLITests.weights, "--max-detections", "1"]
+        #expect(try CLITests.run(common + ["-o", plain]).status == 0)
+        #expect(try CLITests.run(common + ["-o", bare, "--hide-labels", "--line-width", "1"]).status == 0)
+        let original = try ImageCodec.decode(contentsOf: CLITests.packageRoot.appendingPathComponent("samples/coffee.jpg").path)
+        func changed(_ path: String) throws -> Int {
+            let image = try ImageCodec.decode(contentsOf: path)
+            return zip(image.pixels, original.pixels).filter { $0 != $1 }.count
+        }
+        #expect(try changed(bare) < changed(plain), "a 1-pixel box without its tag changes fewer pixels")
+        let bad = try CLITests.run(common + ["-o", bare, "--line-width", "0"])
+        #expect(bad.status == 1 && bad.stderr.contains("--line-width"))
+    }
+
     @Test func versionIsPrinted() throws {
         let result = try CLITests.run(["--version"])
         #expect(result.status == 0 && result.stdout.hasPrefix("effdense "), "\(result.stdout) \(result.stderr)")
