@@ -35,7 +35,9 @@ let package = Package(
 
         // Hot kernels in C: AVX-512 / AVX2+FMA versions chosen at run time, portable ones (OpenBLAS for the GEMM) otherwise.
         .target(name: "CKernels", dependencies: ["CBLAS"]),
-        .target(name: "EffCore", dependencies: ["CBLAS", "CKernels"]),
+        // Process-level C: the temporary files in flight, removed by SIGINT / SIGTERM handlers.
+        .target(name: "CProcessShim"),
+        .target(name: "EffCore", dependencies: ["CBLAS", "CKernels", "CProcessShim"]),
         .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs", "CFreeType"]),
         .target(
             name: "EffWeights",

@@ -62,19 +62,29 @@ public struct InputCollector: Sendable {
         try collectReportingSkipped(arguments: arguments, inputList: inputList).pictures
     }
 
-    /// `collect`, and the files of folders and patterns left out because `picturesByName` is on
-    /// and their names are not pictures' (README.md, notes.txt, weights.pth...).
-    public func collectReportingSkipped(arguments: [String], inputList: String? = nil) throws -> (pictures: [InputPicture], skipped: [String]) {
+    /// What `collectReportingSkipped` found and left out.
+    public struct Collection {
+        public var pictures: [InputPicture] = []
+        /// Files of folders and patterns left out because `picturesByName` is on and their names
+        /// are not pictures' (README.md, notes.txt, weights.pth...).
+        public var skipped: [String] = []
+        /// Entries of walked folders whose names are not valid UTF-8 (not representable as a
+        /// path here): the folder, a '/' and the name with its bytes escaped.
+        public var unreadableNames: [String] = []
+    }
+
+    /// `collect`, and what folder walks left out, for the caller to report.
+    public func collectReportingSkipped(arguments: [String], inputList: String? = nil) throws -> Collection {
         var entries = arguments
         if let inputList { entries += try Self.readList(inputList) }
-        var seen = Set<String>(), pictures: [InputPicture] = [], skipped: [String] = []
+        var seen = Set<String>(), collection = Collection()
         let excluded = Set(excludedPaths.map(Self.canonical))
         for entry in entries {
-            for picture in try expand(entry, excluded: excluded, skipped: &skipped) where seen.insert(Self.canonical(picture.path)).inserted {
-                pictures.append(picture)
+            for picture in try expand(entry, excluded: excluded, collection: &collection) where seen.insert(Self.canonical(picture.path)).inserted {
+                collection.pictures.append(picture)
             }
         }
-        return (pictures, skipped)
+        return collection
     }
 
     /// Picture file name extensions (ultralytics' IMG_FORMATS): with `picturesByName`, the only
@@ -107,19 +117,19 @@ public struct InputCollector: Sendable {
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     }
 
-    private func expand(_ entry: String, excluded: Set<String>, skipped: inout [String]) throws -> [InputPicture] {
+    private func expand(_ entry: String, excluded: Set<String>, collection: inout Collection) throws -> [InputPicture] {
         // Files found through a folder or a pattern are pictures by name when `picturesByName`
         // (a file named on its own is always taken, and recognised by content).
         func byName(_ found: [InputPicture]) -> [InputPicture] {
             guard picturesByName else { return found }
             let (kept, left) = (found.filter { Self.isPictureName(Self.lastComponent($0.path)) },
                                 found.filter { !Self.isPictureName(Self.lastComponent($0.path)) })
-            skipped += left.map(\.path)
+            collection.skipped += left.map(\.path)
             return kept
         }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: entry, isDirectory: &isDirectory) {
-            return isDirectory.boolValue ? byName(try walk(entry, excluded: excluded)) : [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
+            return isDirectory.boolValue ? byName(try walk(entry, excluded: excluded, unreadable: &collection.unreadableNames)) : [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
         }
         guard entry.contains(where: { "*?[".contains($0) }) else {
             return [InputPicture(path: entry, relativePath: Self.lastComponent(entry))]
@@ -129,25 +139,21 @@ public struct InputCollector: Sendable {
         return byName(try Self.glob(entry).flatMap { match -> [InputPicture] in
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: match, isDirectory: &isFolder) else { return [] }
-            if isFolder.boolValue { return try walk(match, excluded: excluded).map { InputPicture(path: $0.path, relativePath: Self.relative(match, to: base) + "/" + $0.relativePath) } }
+            if isFolder.boolValue { return try walk(match, excluded: excluded, unreadable: &collection.unreadableNames).map { InputPicture(path: $0.path, relativePath: Self.relative(match, to: base) + "/" + $0.relativePath) } }
             return [InputPicture(path: match, relativePath: Self.relative(match, to: base))]
         })
     }
 
     /// The regular files of `folder` (and its sub-folders when recursive), sorted by path.
-    private func walk(_ folder: String, excluded: Set<String>) throws -> [InputPicture] {
+    private func walk(_ folder: String, excluded: Set<String>, unreadable: inout [String]) throws -> [InputPicture] {
         let root = URL(fileURLWithPath: folder)
         var found: [InputPicture] = []
         var pending = [""]
         while let relative = pending.popLast() {
             let directory = relative.isEmpty ? root : root.appendingPathComponent(relative)
-            let names: [String]
-            do {
-                names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            } catch {
-                throw InputError(directory.path, "cannot list the folder")
-            }
-            for name in names where !name.hasPrefix(".") {
+            let listing = try Self.list(directory.path)
+            unreadable += listing.unreadable.map { PathText.join(directory.path, $0) }
+            for name in listing.names where !name.hasPrefix(".") {
                 let child = relative.isEmpty ? name : relative + "/" + name
                 let path = PathText.join(folder, child)
                 if excluded.contains(Self.canonical(path)) { continue }
@@ -161,6 +167,26 @@ public struct InputCollector: Sendable {
             }
         }
         return found.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+    }
+
+    /// The entries of a folder (readdir): names that are valid UTF-8, and the others with their
+    /// bytes escaped (\\xFF) — Foundation's listing would drop those without a word.
+    static func list(_ folder: String) throws -> (names: [String], unreadable: [String]) {
+        guard let directory = opendir(folder) else {
+            throw InputError(folder, "cannot list the folder (\(PathText.notARegularFile(folder) ?? String(cString: strerror(errno))))")
+        }
+        defer { closedir(directory) }
+        var names: [String] = [], unreadable: [String] = []
+        while let entry = readdir(directory) {
+            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if bytes == Array(".".utf8) || bytes == Array("..".utf8) { continue }
+            if let name = String(validating: bytes, as: UTF8.self) {
+                names.append(name)
+            } else if bytes.first != UInt8(ascii: ".") {
+                unreadable.append(bytes.map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }.joined())
+            }
+        }
+        return (names, unreadable)
     }
 
     private static func glob(_ pattern: String) throws -> [String] {

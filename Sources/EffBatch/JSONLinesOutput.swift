@@ -7,8 +7,11 @@ import Foundation
 /// pictures run again) and new lines are appended to them.
 public final class JSONLinesOutput {
     public let destination: String?
-    /// The `"image"` of every result line already in the file when resuming.
-    public private(set) var finishedImages: Set<String> = []
+    /// With `resume`: the complete result line of each picture already in the file, by the
+    /// picture's canonical path (one per picture, the last one written wins).
+    private var resumedLines: [String: Data] = [:]
+    private var resumedOrder: [String] = []
+    private let resume: Bool
     private var handle: FileHandle?
 
     /// Whether the lines go to standard output (so human-readable output should stay quiet).
@@ -16,19 +19,36 @@ public final class JSONLinesOutput {
 
     public init(_ destination: String?, resume: Bool = false) throws {
         self.destination = destination
-        guard let destination, destination != "-" else { return }
+        self.resume = resume
+        guard let destination, destination != "-", resume else { return }
+        guard let existing = try? Data(contentsOf: URL(fileURLWithPath: destination)) else { return }
+        for line in existing.split(separator: UInt8(ascii: "\n")) {
+            guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+                  let image = object["image"] as? String, object["error"] == nil else { continue }
+            let key = InputCollector.canonical(image)
+            if resumedLines.updateValue(Data(line), forKey: key) == nil { resumedOrder.append(key) }
+        }
+    }
+
+    /// Whether the file held a result line for the picture at `path` when the run began (--resume).
+    public func hasResult(for path: String) -> Bool {
+        resumedLines[InputCollector.canonical(path)] != nil
+    }
+
+    /// With --resume: rewrites the file (atomically) with the result lines it held, less those of
+    /// the pictures that will run again (`redone`, canonical paths), so no picture ends with two
+    /// lines; new lines are appended after them. Without --resume it does nothing (the file is
+    /// replaced at the first line). `add` starts resuming with nothing redone if not called.
+    public func startResuming(redoing redone: Set<String>) throws {
+        guard resume, destination != nil, !toStandardOutput, handle == nil else { return }
         var kept = Data()
-        if resume, let existing = try? Data(contentsOf: URL(fileURLWithPath: destination)) {
-            for line in existing.split(separator: UInt8(ascii: "\n")) {
-                guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                      let image = object["image"] as? String, object["error"] == nil else { continue }
-                if finishedImages.insert(image).inserted {
-                    kept.append(line)
-                    kept.append(UInt8(ascii: "\n"))
-                }
+        for key in resumedOrder where !redone.contains(key) {
+            if let line = resumedLines[key] {
+                kept.append(line)
+                kept.append(UInt8(ascii: "\n"))
             }
         }
-        if resume { try open(startingWith: kept) }
+        try open(startingWith: kept)
     }
 
     /// Creates the file holding `lines` (atomically) and keeps it open for appending. Without
@@ -40,9 +60,11 @@ public final class JSONLinesOutput {
             // A missing folder is created, as for the pictures written with -o / --out-dir.
             let folder = PathText.parent(destination)
             if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-            try lines.write(to: URL(fileURLWithPath: destination), options: .atomic)
+            try AtomicFile.write(lines, to: destination)
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: destination))
             try handle?.seekToEnd()
+        } catch let error as AtomicFileError {
+            throw InputError(destination, "cannot write the JSON Lines file (\(error.problem))")
         } catch {
             throw InputError(destination, "cannot write the JSON Lines file (\(error.localizedDescription))")
         }
@@ -57,7 +79,7 @@ public final class JSONLinesOutput {
         if toStandardOutput {
             FileHandle.standardOutput.write(line)
         } else if let destination {
-            if handle == nil { try open(startingWith: Data()) }
+            if handle == nil { try resume ? startResuming(redoing: []) : open(startingWith: Data()) }
             guard let handle else { return }
             do {
                 try handle.write(contentsOf: line)

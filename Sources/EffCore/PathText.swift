@@ -74,4 +74,27 @@ extension PathText {
         default: return "not a regular file"
         }
     }
+
+    /// What `path` is when it exists and is not a regular file ("it is a folder", "it is a FIFO
+    /// (named pipe), not a file"); nil when it is a file or does not exist.
+    public static func existingNonFile(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return notARegularFile(path)
+    }
+
+    /// Why writing `path` failed with `errno`, naming what the path or its folder is instead of
+    /// guessing.
+    public static func writeFailure(_ path: String, errno code: Int32) -> String {
+        if let problem = existingNonFile(path) { return "cannot write: \(problem)" }
+        let folder = parent(path).isEmpty ? "." : parent(path)
+        if let problem = notARegularFile(folder), problem != "it is a folder" { return "cannot write into \(folder): \(problem)" }
+        switch code {
+        case EACCES, EPERM: return "cannot write: permission denied"
+        case ENOSPC: return "cannot write: the disk is full"
+        case EDQUOT: return "cannot write: disk quota exceeded"
+        case EROFS: return "cannot write: read-only file system"
+        default: return "cannot write (\(String(cString: strerror(code))))"
+        }
+    }
 }

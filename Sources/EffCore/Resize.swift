@@ -73,3 +73,54 @@ struct LinearTaps {
         }
     }
 }
+
+/// The channel argmax of `resizeBilinear(input, ...)` (batch 1, at most 256 channels), computed
+/// band by band of output rows, so the resized scores — channels x 4 bytes per output pixel,
+/// gigabytes for a large picture — never exist whole. Equal to `argmaxChannels` of the full
+/// resize (same arithmetic, first maximum wins).
+public func argmaxOfResizedBilinear(_ input: Tensor, height outH: Int, width outW: Int, alignCorners: Bool) throws -> [UInt8] {
+    let (n, h, w, c) = try input.requireNHWC("argmaxOfResizedBilinear")
+    guard n == 1, c <= 256, outH > 0, outW > 0, h > 0, w > 0 else {
+        throw TensorError("argmaxOfResizedBilinear", "cannot take the argmax of \(input.shape) resized to \(outH)x\(outW) (batch 1, at most 256 channels)")
+    }
+    let ys = LinearTaps(input: h, output: outH, alignCorners: alignCorners)
+    let xs = LinearTaps(input: w, output: outW, alignCorners: alignCorners)
+    let y1 = zip(ys.first, ys.step).map { $0 + $1 }, x1 = zip(xs.first, xs.step).map { $0 + $1 }
+    // About 4 MB of resized scores per band.
+    let bandRows = max(1, (1 << 20) / (outW * c))
+    var band = Tensor(uninitialized: [1, min(bandRows, outH), outW, c])
+    var classes = [UInt8](repeating: 0, count: outH * outW)
+    input.withUnsafeBufferPointer { src in
+        band.withUnsafeMutableBufferPointer { scores in
+            classes.withUnsafeMutableBufferPointer { out in
+                let p = UncheckedSendable((src.baseAddress, scores.baseAddress, out.baseAddress))
+                for top in stride(from: 0, to: outH, by: bandRows) {
+                    let rows = min(bandRows, outH - top)
+                    Threading.parallelFor(rows) { range in
+                        guard let src = p.value.0, let scores = p.value.1, let out = p.value.2 else { return }
+                        // The band's rows are output rows top..., so their taps start at `top`.
+                        ys.first.withUnsafeBufferPointer { first in
+                            y1.withUnsafeBufferPointer { second in
+                                ys.weight.withUnsafeBufferPointer { weight in
+                                    eff_resize_bilinear(src, h, w, c, scores, rows, outW, first.baseAddress! + top, second.baseAddress! + top,
+                                                        weight.baseAddress! + top, xs.first, x1, xs.weight, range.lowerBound, range.upperBound)
+                                }
+                            }
+                        }
+                        for pixel in (range.lowerBound * outW)..<(range.upperBound * outW) {
+                            let row = scores + pixel * c
+                            var best = 0
+                            var bestValue = row[0]
+                            for i in 1..<c where row[i] > bestValue {
+                                best = i
+                                bestValue = row[i]
+                            }
+                            out[top * outW + pixel] = UInt8(best)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return classes
+}

@@ -29,6 +29,13 @@ public enum TensorMemory {
     public static func keepFreedMemory() {
         eff_keep_freed_memory()
     }
+
+    /// Called with the byte count when a tensor cannot be allocated (the process is out of
+    /// memory); must not return. The default stops with a precondition failure; a program sets
+    /// one that reports the error its own way (the CLI: one line, exit status 1).
+    nonisolated(unsafe) public static var allocationFailure: (Int) -> Never = { bytes in
+        preconditionFailure("out of memory allocating \(bytes) bytes for a tensor")
+    }
 }
 
 /// 64-byte aligned Float32 storage shared by tensors (copy-on-write through `Tensor`).
@@ -43,7 +50,7 @@ final class TensorStorage: @unchecked Sendable {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         // posix_memalign only fails when out of memory; there is no way to go on then.
         guard posix_memalign(&raw, 64, (bytes + 63) & ~63) == 0, let raw else {
-            preconditionFailure("out of memory allocating \(bytes) bytes for a tensor")
+            TensorMemory.allocationFailure(bytes)
         }
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }

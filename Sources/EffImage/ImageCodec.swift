@@ -194,14 +194,19 @@ public enum ImageCodec {
         try writePNG(pixels: image.pixels, width: image.width, height: image.height, format: .rgb, to: path)
     }
 
-    /// Encodes pixels as a PNG and writes it to `path` through a temporary file and a rename,
-    /// so a failure never leaves a partial file.
+    /// Encodes pixels as a PNG and writes it to `path` through a temporary file and a rename
+    /// (`AtomicFile`), so a failure or an interrupt never leaves a partial file.
     public static func writePNG(pixels: [UInt8], width: Int, height: Int, format: PNGPixelFormat, to path: String) throws {
-        let data = try encodePNG(pixels: pixels, width: width, height: height, format: format)
+        try writeFiles([(try encodePNG(pixels: pixels, width: width, height: height, format: format), path)])
+    }
+
+    /// Writes encoded files all or nothing (a mask and its overlay): `AtomicFile.write`, its
+    /// failure as an `ImageError` naming the file.
+    public static func writeFiles(_ files: [(data: Data, path: String)]) throws {
         do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw ImageError(.unwritable, path, "cannot write the PNG (\(readFailureReason(path, writing: true)))")
+            try AtomicFile.write(files)
+        } catch let error as AtomicFileError {
+            throw ImageError(.unwritable, error.path, error.problem)
         }
     }
 
@@ -209,17 +214,8 @@ public enum ImageCodec {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private static func readFailureReason(_ path: String, writing: Bool = false) -> String {
-        let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        if writing {
-            let parent = PathText.parent(path)
-            if !parent.isEmpty && !manager.fileExists(atPath: parent) { return "the folder \(parent) does not exist" }
-            if manager.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue { return "it is a folder" }
-            return "permission denied or disk full"
-        }
-        if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
-        if isDirectory.boolValue { return "it is a folder" }
-        return "permission denied"
+    private static func readFailureReason(_ path: String) -> String {
+        guard FileManager.default.fileExists(atPath: path) else { return "no such file" }
+        return PathText.existingNonFile(path) ?? "permission denied"
     }
 }

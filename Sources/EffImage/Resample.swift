@@ -28,6 +28,14 @@ extension RGBImage {
         guard outWidth > 0, outHeight > 0, width > 0, height > 0 else {
             throw ImageError(.invalidArgument, "resize", "cannot resize \(width)x\(height) to \(outWidth)x\(outHeight)")
         }
+        // The target's size comes from flags (--crop-pct, --size) and the picture's shape: bound
+        // it as decoding bounds a picture, before anything is allocated (the horizontal pass
+        // allocates outWidth x height).
+        let (target, overflow) = outWidth.multipliedReportingOverflow(by: outHeight)
+        let (between, overflowBetween) = outWidth.multipliedReportingOverflow(by: height)
+        guard !overflow, !overflowBetween, target <= ImageCodec.defaultMaxPixels, between <= ImageCodec.defaultMaxPixels else {
+            throw ImageError(.tooLarge, "resize", "resizing \(width)x\(height) to \(outWidth)x\(outHeight) would make a picture of more than \(ImageCodec.defaultMaxPixels) pixels")
+        }
         if outWidth == width && outHeight == height { return self }
         var horizontal = self
         if outWidth != width {

@@ -124,9 +124,9 @@ public enum Safetensors {
         file.append(json)
         file.append(body)
         do {
-            try file.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw WeightsError(.unwritable, path, "cannot write the safetensors file (\(error.localizedDescription))")
+            try AtomicFile.write(file, to: path)
+        } catch let error as AtomicFileError {
+            throw WeightsError(.unwritable, path, "cannot write the safetensors file (\(error.problem))")
         }
     }
 }

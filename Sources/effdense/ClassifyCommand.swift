@@ -25,7 +25,7 @@ struct ClassifyCommand: ParsableCommand {
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
     var json: String?
 
-    @Option(help: "Crop percentage of timm's evaluation pre-processing (default: the model's).")
+    @Option(help: "Crop percentage of timm's evaluation pre-processing, 0.1...1 (default: the model's).")
     var cropPct: Double?
 
     @Option(help: "Normalisation mean R,G,B (default: the model's).")
@@ -41,14 +41,16 @@ struct ClassifyCommand: ParsableCommand {
 
     func validate() throws {
         if top < 1 { throw ValidationError("--top must be at least 1, found \(top)") }
-        if let cropPct, !(cropPct > 0 && cropPct <= 1) { throw ValidationError("--crop-pct must be in (0, 1], found \(cropPct)") }
+        // timm's own values lie within 0.8...1; below 0.1 the picture would be enlarged more than 10x.
+        if let cropPct, !(cropPct >= 0.1 && cropPct <= 1) { throw ValidationError("--crop-pct must be within 0.1...1, found \(cropPct)") }
         _ = try parseTriple(mean, "--mean")
         if let s = try parseTriple(std, "--std"), s.contains(0) { throw ValidationError("--std values must not be 0") }
     }
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: nil, outputSuffixes: [], ownSuffixes: ownOutputSuffixes)
+        let run = try PictureRun(inputs, json: json, outDir: nil, outputSuffixes: [], ownSuffixes: ownOutputSuffixes,
+                                 reads: [(weights, "the --weights checkpoint"), (labels, "the --labels file")])
         // The checkpoint decides the model unless --model says it.
         let store = try weights.map(WeightStore.init(contentsOf:))
         var modelName = model ?? ClassificationModel.defaultName

@@ -71,7 +71,9 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes)
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes,
+                                 reads: [(weights, "the --weights checkpoint"), (config, "the --config file"), (labels, "the --labels file")],
+                                 outputs: [(output, "the -o output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
         // The checkpoint decides the model unless --model or --config says it.
         let store = try weights.map(WeightStore.init(contentsOf:))

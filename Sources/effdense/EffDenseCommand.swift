@@ -14,6 +14,13 @@ struct EffDenseCommand: ParsableCommand {
     /// stderr and exit status 1; help and version requests exit 0.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // An interrupt or a termination leaves no half-written file; running out of memory in a
+        // tensor allocation ends like any other failure, with one line and status 1.
+        AtomicFile.installInterruptCleanup()
+        TensorMemory.allocationFailure = { bytes in
+            AtomicFile.removeFilesInFlight()
+            fail("out of memory: could not allocate \(MemoryShortage.text(bytes)) for a tensor (a smaller --size, fewer --batch-size pictures at once, or more memory would do)")
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

@@ -34,9 +34,10 @@ struct BatchOptions: ParsableArguments {
     }
 }
 
-/// One run of a command over its pictures: collects the inputs, names the outputs, skips what
-/// `--resume` finds done, works on several pictures at once (BatchRunner), writes a JSON line
-/// per picture in input order, reports broken pictures and ends with a summary line.
+/// One run of a command over its pictures: collects the inputs, names the outputs, keeps every
+/// output off every input (PathGuard), skips what `--resume` finds done, works on several
+/// pictures at once (BatchRunner), writes a JSON line per picture in input order, reports broken
+/// pictures and ends with a summary line.
 struct PictureRun {
     let options: BatchOptions
     let pictures: [InputPicture]
@@ -44,26 +45,35 @@ struct PictureRun {
     let json: JSONLinesOutput
     /// Suffixes of the files written per picture (beside it or under --out-dir), e.g. `.mask.png`.
     let outputSuffixes: [String]
-    private let inputPaths: Set<String>
+    private let paths: PathGuard
 
-    /// `ownSuffixes`: every suffix the command can write, kept out of folder walks.
-    init(_ options: BatchOptions, json jsonPath: String?, outDir: String?, outputSuffixes: [String], ownSuffixes: [String]) throws {
+    /// `ownSuffixes`: every suffix the command can write, kept out of folder walks. `reads`: the
+    /// other files the command reads (checkpoint, config, labels) and `outputs`: the outputs named
+    /// by flags (-o, --overlay), each with the words that name it in messages; nil paths are
+    /// left out. Nothing is written before every named output is checked against every input.
+    init(_ options: BatchOptions, json jsonPath: String?, outDir: String?, outputSuffixes: [String], ownSuffixes: [String],
+         reads: [(path: String?, role: String)] = [], outputs: [(path: String?, role: String)] = []) throws {
         self.options = options
-        let excluded = [outDir, jsonPath].compactMap { $0 }.filter { $0 != "-" }
+        // The JSON file is left out of folder walks unless it is named as a picture: then it IS
+        // one of the inputs, and the clash check below refuses to write over it.
+        let jsonToLeaveOut = jsonPath.flatMap { $0 == "-" || InputCollector.isPictureName(PathText.lastComponent($0)) ? nil : $0 }
+        let excluded = [outDir, jsonToLeaveOut].compactMap { $0 }
         let collector = InputCollector(recursive: options.recursive, excludedSuffixes: ownSuffixes, excludedPaths: excluded,
                                        picturesByName: true)
-        let (all, skipped) = try collector.collectReportingSkipped(arguments: options.images, inputList: options.inputList)
-        if !skipped.isEmpty {
-            let names = skipped.prefix(3).map(PathText.lastComponent).joined(separator: ", ") + (skipped.count > 3 ? ", ..." : "")
-            FileHandle.standardError.write(Data("effdense: \(skipped.count) \(skipped.count == 1 ? "file" : "files") skipped: not named as pictures (\(EffDenseCommand.oneLine(names)))\n".utf8))
-        }
+        let collected = try collector.collectReportingSkipped(arguments: options.images, inputList: options.inputList)
+        let all = collected.pictures
         guard !all.isEmpty else {
             throw ValidationError("no pictures found in \(options.images.joined(separator: " "))\(options.inputList.map { " or \($0)" } ?? "")")
         }
-        inputPaths = Set(all.map { InputCollector.canonical($0.path) })
-        if let jsonPath, jsonPath != "-", inputPaths.contains(InputCollector.canonical(jsonPath)) {
-            throw ValidationError("\(jsonPath): refusing to overwrite an input with the JSON output")
-        }
+        paths = PathGuard()
+        for picture in all { paths.reads(picture.path, as: "the input picture") }
+        if let list = options.inputList, list != "-" { paths.reads(list, as: "the --input-list") }
+        for read in reads { if let path = read.path { paths.reads(path, as: read.role) } }
+        for output in outputs { if let path = output.path { try paths.writes(path, as: output.role) } }
+        if let jsonPath, jsonPath != "-" { try paths.writes(jsonPath, as: "the --json output") }
+        Self.reportSkipped(collected.skipped, reason: "not named as pictures")
+        Self.reportSkipped(collected.unreadableNames, reason: "name not valid UTF-8")
+
         naming = OutputNaming(all, folder: outDir)
         let shard = try options.shard.map(Shard.init(parsing:))
         pictures = shard.map { shard in all.filter(shard.contains) } ?? all
@@ -74,22 +84,38 @@ struct PictureRun {
             do {
                 try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             } catch {
-                throw ValidationError("\(outDir): cannot create the output folder")
+                throw ValidationError("\(outDir): cannot create the output folder (\(PathText.existingNonFile(outDir) ?? "permission denied"))")
             }
         }
         json = try JSONLinesOutput(jsonPath, resume: options.resume)
         self.outputSuffixes = outputSuffixes
+        // Temporary files a killed run (SIGKILL) left where this one writes.
+        var folders = Set(outputs.compactMap { $0.path.map(PathText.parent) })
+        if let jsonPath, jsonPath != "-" { folders.insert(PathText.parent(jsonPath)) }
+        for picture in pictures { for suffix in outputSuffixes { folders.insert(PathText.parent(naming.path(for: picture, suffix: suffix))) } }
+        for folder in folders { AtomicFile.sweepStale(in: folder) }
+    }
+
+    private static func reportSkipped(_ skipped: [String], reason: String) {
+        guard !skipped.isEmpty else { return }
+        let names = skipped.prefix(3).map(PathText.lastComponent).joined(separator: ", ") + (skipped.count > 3 ? ", ..." : "")
+        FileHandle.standardError.write(Data("effdense: \(skipped.count) \(skipped.count == 1 ? "file" : "files") skipped: \(reason) (\(EffDenseCommand.oneLine(names)))\n".utf8))
     }
 
     /// Whether the run is about one picture named on its own (its failure is then just its own
     /// one-line error, with no summary).
     var isSinglePicture: Bool { pictures.count == 1 && options.images.count == 1 && options.inputList == nil && options.shard == nil }
 
-    /// The path of `picture`'s output ending in `suffix`, or `explicit` (-o); never an input.
+    /// The path of `picture`'s output ending in `suffix`, or `explicit` (-o, --overlay, given
+    /// to `init` as an output); never an input or another output. Its folder is created.
     func outputPath(_ picture: InputPicture, suffix: String, explicit: String? = nil) throws -> String {
         let target = explicit ?? naming.path(for: picture, suffix: suffix)
-        if inputPaths.contains(InputCollector.canonical(target)) {
-            throw ImageError(.unwritable, target, "refusing to overwrite an input picture")
+        if explicit == nil {
+            do {
+                try paths.writes(target, as: "the \(suffix) output of \(picture.path)")
+            } catch let clash as OutputClash {
+                throw ImageError(.unwritable, target, "refusing to write \(clash.role) there: \(clash.why) \(clash.other)")
+            }
         }
         let folder = PathText.parent(target)
         if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
@@ -108,12 +134,14 @@ struct PictureRun {
     func run(_ process: @escaping (InputPicture, RGBImage) throws -> PictureRecord) throws {
         let single = isSinglePicture
         let json = self.json
-        let finished = json.finishedImages
+        // Done: the picture's result line (when the JSON goes to a file) and every file the
+        // current flags ask for are present. Anything less runs again, its old line dropped.
         let todo = pictures.filter { picture in
             !(options.resume
-                && (json.destination == nil || json.toStandardOutput || finished.contains(picture.path))
+                && (json.destination == nil || json.toStandardOutput || json.hasResult(for: picture.path))
                 && outputSuffixes.allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) })
         }
+        try json.startResuming(redoing: Set(todo.map { InputCollector.canonical($0.path) }))
         let threads = Threading.threadCount
         let atOnce = max(1, min(options.batchSize ?? min(threads, 4), todo.count))
         let threadsEach = max(1, threads / atOnce)

@@ -77,7 +77,9 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [".mask.png"], ownSuffixes: ownOutputSuffixes)
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [".mask.png"], ownSuffixes: ownOutputSuffixes,
+                                 reads: [(weights, "the --weights checkpoint"), (config, "the --config file"), (labels, "the --labels file")],
+                                 outputs: [(output, "the -o output"), (overlay, "the --overlay output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
         if overlay != nil && run.pictures.count > 1 { throw ValidationError("--overlay takes one picture, found \(run.pictures.count)") }
         guard let weights else {
@@ -108,16 +110,16 @@ struct SegmentCommand: ParsableCommand {
         try run.run { picture, image in
             let mask = try segmenter.segment(image)
             let target = try run.outputPath(picture, suffix: ".mask.png", explicit: explicitOutput)
-            if let overlay, [target, picture.path].contains(where: { URL(fileURLWithPath: $0).standardizedFileURL == URL(fileURLWithPath: overlay).standardizedFileURL }) {
-                throw ImageError(.unwritable, overlay, "refusing to overwrite \(overlay == target ? "the mask" : "the input")")
-            }
-            try ImageCodec.writePNG(pixels: mask.classes, width: mask.width, height: mask.height,
-                                    format: .palette(Segmenter.vocPalette), to: target)
             let total = Double(mask.classes.count)
             let present = mask.histogram
+            // The mask and its overlay land together or not at all.
+            var files = [(try ImageCodec.encodePNG(pixels: mask.classes, width: mask.width, height: mask.height, format: .palette(Segmenter.vocPalette)), target)]
             if let overlay, let text {
-                try ImageCodec.writePNG(Self.overlay(image, mask: mask, present: present, segmenter: segmenter, text: text), to: overlay)
+                let blended = Self.overlay(image, mask: mask, present: present, segmenter: segmenter, text: text)
+                files.append((try ImageCodec.encodePNG(pixels: blended.pixels, width: blended.width, height: blended.height, format: .rgb),
+                              try run.outputPath(picture, suffix: ".overlay.png", explicit: overlay)))
             }
+            try ImageCodec.writeFiles(files)
             let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
             return PictureRecord(json: [
                 "image": picture.path, "width": image.width, "height": image.height, "mask": target,

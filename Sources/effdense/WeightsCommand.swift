@@ -1,4 +1,5 @@
 import ArgumentParser
+import EffBatch
 import EffWeights
 import Foundation
 
@@ -55,13 +56,11 @@ struct WeightsCommand: ParsableCommand {
         @Flag(help: "Store floating-point tensors as float16.")
         var fp16 = false
 
-        func validate() throws {
-            guard URL(fileURLWithPath: input).standardizedFileURL != URL(fileURLWithPath: output).standardizedFileURL else {
-                throw ValidationError("\(output): refusing to overwrite the input")
-            }
-        }
-
         func run() throws {
+            // A link (symbolic or hard) to the input is the input.
+            let paths = PathGuard()
+            paths.reads(input, as: "the input checkpoint")
+            try paths.writes(output, as: "the converted checkpoint")
             let store = try WeightStore(contentsOf: input)
             try Safetensors.write(store, to: output, halfPrecision: fp16)
             print("\(output): \(store.names.count) tensors written (\(fp16 ? "F16" : "F32") floats)")

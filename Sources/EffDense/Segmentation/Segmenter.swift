@@ -105,9 +105,10 @@ public struct Segmenter: Sendable {
             work = try image.resized(width: max(1, Int((Double(image.width) * scale).rounded())),
                                      height: max(1, Int((Double(image.height) * scale).rounded())), filter: .bilinear)
         }
-        var scores = try logits(work.tensor(mean: mean, std: std))
+        let scores = try logits(work.tensor(mean: mean, std: std))
         if work.width != image.width || work.height != image.height {
-            scores = try resizeBilinear(scores, height: image.height, width: image.width, alignCorners: false)
+            return SegmentationMask(width: image.width, height: image.height,
+                                    classes: try argmaxOfResizedBilinear(scores, height: image.height, width: image.width, alignCorners: false))
         }
         return SegmentationMask(width: image.width, height: image.height, classes: try argmaxChannels(scores).map { UInt8($0) })
     }
