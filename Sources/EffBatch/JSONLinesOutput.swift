@@ -56,6 +56,14 @@ public final class JSONLinesOutput {
     /// no file (and an older one untouched).
     private func open(startingWith lines: Data) throws {
         guard let destination else { return }
+        // A device or a FIFO (/dev/null, a pipe to another program) is written to as it is:
+        // there is no file to replace.
+        if let kind = PathText.existingNonFile(destination), kind != "it is a folder",
+           let direct = FileHandle(forWritingAtPath: destination) {
+            handle = direct
+            try direct.write(contentsOf: lines)
+            return
+        }
         do {
             // A missing folder is created, as for the pictures written with -o / --out-dir.
             let folder = PathText.parent(destination)

@@ -91,6 +91,15 @@ public struct MemoryShortage: Error, CustomStringConvertible {
     public let work: String
     public let neededBytes: Int
     public let availableBytes: Int
+    /// For a picture's network: the largest longer side (in pixels) that would fit, when one does.
+    public var fittingLongerSide: Int?
+
+    public init(work: String, neededBytes: Int, availableBytes: Int, fittingLongerSide: Int? = nil) {
+        self.work = work
+        self.neededBytes = neededBytes
+        self.availableBytes = availableBytes
+        self.fittingLongerSide = fittingLongerSide
+    }
 
     public var description: String {
         "\(work) needs about \(Self.text(neededBytes)) of memory, \(Self.text(availableBytes)) available"

@@ -15,11 +15,11 @@ public struct Benchmark: Sendable {
     private let pipeline: @Sendable (Data) throws -> Void
 
     /// A benchmark for a model name: a classifier (`tf_efficientnet_lite0`, ...), a detector
-    /// (`tf_efficientdet_d0`, `d0`, ...) or `deeplabv3plus` with `encoder`. `size` overrides the
+    /// (`tf_efficientdet_d0`, `d0`, ...) or `deeplabv3plus` with `encoder` and `outputStride`. `size` overrides the
     /// input side (detectors: a multiple of 128).
     /// `weightsFile`: a checkpoint to bind instead of random weights (what it detects changes
     /// the pipeline's drawing work, not the network's).
-    public init(model: String, encoder: String = "efficientnet-b0", size: Int? = nil, weightsFile: String? = nil) throws {
+    public init(model: String, encoder: String = "efficientnet-b0", outputStride: Int = 16, size: Int? = nil, weightsFile: String? = nil) throws {
         name = model
         let store = try weightsFile.map(WeightStore.init(contentsOf:))
         let binder = store.map(WeightBinder.init) ?? WeightBinder(randomSeed: 7)
@@ -41,7 +41,7 @@ public struct Benchmark: Sendable {
         } else if model == "deeplabv3plus" {
             let side = size ?? 512
             inputSize = (side, side)
-            let network = try DeepLabV3Plus(encoder: SegmentationEncoder.named(encoder), numClasses: 21, weights: binder)
+            let network = try DeepLabV3Plus(encoder: SegmentationEncoder.named(encoder), outputStride: outputStride, numClasses: 21, weights: binder)
             let input = Tensor(repeating: 0.1, shape: [1, side, side, 3])
             forward = { _ = try network(input) }
             let segmenter = Segmenter(network: network)

@@ -15,6 +15,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Encoder for deeplabv3plus.")
     var encoder = "efficientnet-b0"
 
+    @Option(help: "Encoder output stride for deeplabv3plus: 16 or 8.")
+    var outputStride = 16
+
     @Option(help: "A checkpoint to use instead of random weights (the pipeline then draws what it detects).")
     var weights: String?
 
@@ -30,6 +33,7 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
+        if ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
         if runs < 1 { throw ValidationError("--runs must be at least 1, found \(runs)") }
         if let size, size < 32 || size > 4096 { throw ValidationError("--size must be within 32...4096, found \(size)") }
     }
@@ -38,13 +42,13 @@ struct BenchCommand: ParsableCommand {
         runtime.apply()
         // Load: reading the checkpoint (with --weights), binding and packing the weights.
         let loadStart = DispatchTime.now().uptimeNanoseconds
-        let benchmark = try Benchmark(model: model, encoder: encoder, size: size, weightsFile: weights)
+        let benchmark = try Benchmark(model: model, encoder: encoder, outputStride: outputStride, size: size, weightsFile: weights)
         let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
         let forward = try benchmark.measureForward(runs: runs)
         let picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
         let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))
         let result: [String: Any] = [
-            "model": model == "deeplabv3plus" ? "deeplabv3plus-\(encoder)" : model,
+            "model": model == "deeplabv3plus" ? "deeplabv3plus-\(encoder)" + (outputStride == 8 ? "-os8" : "") : model,
             "size": benchmark.inputSize.height, "threads": Threading.threadCount, "runs": runs,
             "median_ms": Benchmark.quantile(forward, 0.5), "p90_ms": Benchmark.quantile(forward, 0.9),
             "min_ms": forward.min() ?? .nan,

@@ -149,7 +149,16 @@ struct PictureRun {
             todo, alreadyDone: pictures.count - todo.count,
             process: { picture in
                 let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: !options.ignoreOrientation)
-                return try Threading.withThreadLimit(threadsEach) { try process(picture, image) }
+                do {
+                    return try Threading.withThreadLimit(threadsEach) { try process(picture, image) }
+                } catch let error as ImageError where ["resize", "crop"].contains(error.source) {
+                    // A pre-processing step's error is this picture's failure, named by it.
+                    throw ImageError(error.kind, picture.path, "\(error.source): \(error.problem)")
+                } catch let error as TensorError {
+                    throw ImageError(.invalidArgument, picture.path, "\(error)")
+                } catch let shortage as MemoryShortage {
+                    throw ImageError(.tooLarge, picture.path, "\(shortage)")
+                }
             },
             record: { _, record in
                 try json.add(record.json)

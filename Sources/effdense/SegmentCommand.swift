@@ -61,7 +61,8 @@ struct SegmentCommand: ParsableCommand {
         if overlay != nil && manyInputs { throw ValidationError("--overlay takes one input") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
         if let outputStride, ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
-        if let size, size < 16 { throw ValidationError("--size must be at least 16, found \(size)") }
+        // 10000 x 10000 is the 100-megapixel picture limit.
+        if let size, !(16...10000).contains(size) { throw ValidationError("--size must be within 16...10000, found \(size)") }
         if let numClasses, !(1...256).contains(numClasses) { throw ValidationError("--num-classes must be within 1...256") }
         _ = try rates()
     }
@@ -108,7 +109,14 @@ struct SegmentCommand: ParsableCommand {
         let text = overlay == nil ? nil : try TextRenderer()
         let explicitOutput = self.output, overlay = self.overlay
         try run.run { picture, image in
-            let mask = try segmenter.segment(image)
+            let mask: SegmentationMask
+            do {
+                mask = try segmenter.segment(image)
+            } catch let shortage as MemoryShortage {
+                // Refused before any work: say what would fit.
+                throw ImageError(.tooLarge, picture.path, "\(shortage)"
+                    + (shortage.fittingLongerSide.map { "; pass --size \($0) (or less) to run the network on a smaller copy, the mask keeping the picture's size" } ?? ""))
+            }
             let target = try run.outputPath(picture, suffix: ".mask.png", explicit: explicitOutput)
             let total = Double(mask.classes.count)
             let present = mask.histogram

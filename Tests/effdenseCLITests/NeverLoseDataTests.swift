@@ -212,6 +212,10 @@ import Glibc
         let directory = try CLITests.run(["detect", d + "/a.png", "--weights", Self.detector, "-o", d + "/dir.png"])
         CLITests.expectOneLineError(directory, naming: d + "/dir.png")
         #expect(directory.stderr.contains("folder"), "\(directory.stderr)")
+        // A device as the JSON output is written to, not replaced.
+        let devNull = try CLITests.run(["detect", d + "/a.png", "--weights", Self.detector, "--no-images", "--json", "/dev/null"])
+        #expect(devNull.status == 0, "\(devNull.stderr)")
+        #expect(PathText.existingNonFile("/dev/null") != nil, "/dev/null was replaced")
         try FileManager.default.removeItem(atPath: d + "/pipe.png")
         try FileManager.default.removeItem(atPath: d + "/dir.png")
         // b<0xFF>.png: not UTF-8.

@@ -72,6 +72,8 @@ struct SeparableConvBNReLU: Sendable {
 /// DeepLabV3+ as segmentation_models_pytorch builds it, on an smp EfficientNet encoder.
 public struct DeepLabV3Plus: Sendable {
     public let encoder: EfficientNet
+    /// smp's name of the encoder (`efficientnet-b4`, `timm-efficientnet-b4`).
+    public let encoderName: String
     public let outputStride: Int
     public let numClasses: Int
     let asppBranch0: Conv2D
@@ -92,6 +94,7 @@ public struct DeepLabV3Plus: Sendable {
             throw ConfigError(spec.name, "ASPP needs three positive atrous rates, found \(atrousRates)")
         }
         encoder = try spec.build(outputStride: outputStride, binder: binder)
+        encoderName = spec.name
         self.outputStride = outputStride
         self.numClasses = numClasses
         self.upsampling = upsampling

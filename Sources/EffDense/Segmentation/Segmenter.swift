@@ -97,16 +97,41 @@ public struct Segmenter: Sendable {
         return cropped
     }
 
-    /// The class mask of a picture, at the picture's size.
+    /// The size the network works at for a picture (`longerSide` applied).
+    public func workingSize(_ image: RGBImage) -> (width: Int, height: Int) {
+        guard let longerSide, longerSide != max(image.width, image.height) else { return (image.width, image.height) }
+        let scale = Double(longerSide) / Double(max(image.width, image.height))
+        return (max(1, Int((Double(image.width) * scale).rounded())), max(1, Int((Double(image.height) * scale).rounded())))
+    }
+
+    /// The class mask of a picture, at the picture's size. The memory it needs is estimated
+    /// first (`SegmentationMemory`) and reserved (`MemoryBudget`): a picture too large for the
+    /// memory the process may have is refused with `MemoryShortage` before any work.
     public func segment(_ image: RGBImage) throws -> SegmentationMask {
+        let (width, height) = workingSize(image)
+        let encoder = network.encoderName, stride = network.outputStride, classes = network.numClasses
+        let bytes = SegmentationMemory.additionalBytes(encoder: encoder, outputStride: stride, classes: classes,
+                                                       networkPixels: width * height, picturePixels: image.width * image.height)
+        let work = "segmenting \(image.width)x\(image.height) pixels" + (width != image.width ? " at \(width)x\(height)" : "")
+        do {
+            return try MemoryBudget.withReservation(bytes, for: work) { try segmentNow(image, width: width, height: height) }
+        } catch var shortage as MemoryShortage {
+            let aspect = Double(max(image.width, image.height)) / Double(max(1, min(image.width, image.height)))
+            shortage.fittingLongerSide = SegmentationMemory.fittingLongerSide(
+                encoder: encoder, outputStride: stride, classes: classes, aspect: aspect,
+                picturePixels: image.width * image.height, available: shortage.availableBytes)
+            throw shortage
+        }
+    }
+
+    private func segmentNow(_ image: RGBImage, width: Int, height: Int) throws -> SegmentationMask {
         var work = image
-        if let longerSide, longerSide != max(image.width, image.height) {
-            let scale = Double(longerSide) / Double(max(image.width, image.height))
-            work = try image.resized(width: max(1, Int((Double(image.width) * scale).rounded())),
-                                     height: max(1, Int((Double(image.height) * scale).rounded())), filter: .bilinear)
+        if width != image.width || height != image.height {
+            work = try image.resized(width: width, height: height, filter: .bilinear)
         }
         let scores = try logits(work.tensor(mean: mean, std: std))
         if work.width != image.width || work.height != image.height {
+            // Band by band: the scores at the picture's size never exist whole.
             return SegmentationMask(width: image.width, height: image.height,
                                     classes: try argmaxOfResizedBilinear(scores, height: image.height, width: image.width, alignCorners: false))
         }
