@@ -26,3 +26,17 @@ p1=$("$bin" bench --model deeplabv3plus --output-stride 8 --size "$small" --runs
 p2=$("$bin" bench --model deeplabv3plus --output-stride 8 --size "$large" --runs 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["peak_rss_mb"])')
 b0=$(printf '%s\n' "${rows[0]}" | tr -d '(),' | awk '{print $3}')
 python3 -c "s,l=$small**2/1e6,$large**2/1e6; k=($p2-$p1)/(l-s); print('output stride 8, efficientnet-b0:', round(k), 'MB per megapixel, factor', round(k/$b0, 2))"
+
+# Detectors at their own input size: (peak - resident after loading) per megapixel of input.
+echo "| detector | input | peak MB | MB per megapixel |"
+echo "|---|---:|---:|---:|"
+drows=()
+for m in d0 d1 d2 d3 d4 d5 d6 d7 d7x lite0 lite1 lite2 lite3 lite4; do
+  read -r size peak per < <("$bin" bench --model "tf_efficientdet_$m" --runs 1 --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["size"], round(d["peak_rss_mb"]), round((d["peak_rss_mb"] - d["loaded_rss_mb"]) / (d["size"] ** 2 / 1e6)))')
+  echo "| tf_efficientdet_$m | $size | $peak | $per |"
+  drows+=("        (\"tf_efficientdet_$m\", $per),")
+done
+printf '%s\n' "${drows[@]}"

@@ -98,6 +98,14 @@ public struct Benchmark: Sendable {
         return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))]
     }
 
+    /// Resident memory of this process now, in MiB (VmRSS).
+    public static var residentMegabytes: Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
+        return kilobytes / 1024
+    }
+
     /// Peak resident memory of this process so far, in MiB (VmHWM: unlike ru_maxrss it does not
     /// inherit the parent's peak across fork and exec).
     public static var peakResidentMegabytes: Double {

@@ -44,6 +44,7 @@ struct BenchCommand: ParsableCommand {
         let loadStart = DispatchTime.now().uptimeNanoseconds
         let benchmark = try Benchmark(model: model, encoder: encoder, outputStride: outputStride, size: size, weightsFile: weights)
         let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
+        let loadedMegabytes = Benchmark.residentMegabytes
         let forward = try benchmark.measureForward(runs: runs)
         let picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
         let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))
@@ -53,7 +54,7 @@ struct BenchCommand: ParsableCommand {
             "median_ms": Benchmark.quantile(forward, 0.5), "p90_ms": Benchmark.quantile(forward, 0.9),
             "min_ms": forward.min() ?? .nan,
             "pipeline_median_ms": Benchmark.quantile(pipeline, 0.5), "pipeline_p90_ms": Benchmark.quantile(pipeline, 0.9),
-            "peak_rss_mb": Benchmark.peakResidentMegabytes, "load_ms": loadMilliseconds,
+            "peak_rss_mb": Benchmark.peakResidentMegabytes, "load_ms": loadMilliseconds, "loaded_rss_mb": loadedMegabytes,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))

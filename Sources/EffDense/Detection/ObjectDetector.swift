@@ -83,8 +83,19 @@ public struct ObjectDetector: Sendable {
         classIndex < labels.count ? labels[classIndex] : String(classIndex)
     }
 
-    /// Detections for a picture of any size, boxes in its pixels, clipped to it.
+    /// Detections for a picture of any size, boxes in its pixels, clipped to it. The memory the
+    /// network needs is reserved first (`NetworkMemory`, `MemoryBudget`): `MemoryShortage` when
+    /// the process cannot have it.
     public func detect(_ image: RGBImage, postProcessing: PostProcessing = PostProcessing()) throws -> [Detection] {
+        let bytes = NetworkMemory.additionalBytes(perMegapixelMB: NetworkMemory.detectorPerMegapixelMB(model: config.name),
+                                                  networkPixels: preprocessing.width * preprocessing.height,
+                                                  picturePixels: image.width * image.height)
+        return try MemoryBudget.withReservation(bytes, for: "detecting with \(config.name) at \(preprocessing.width)x\(preprocessing.height)") {
+            try detectNow(image, postProcessing: postProcessing)
+        }
+    }
+
+    private func detectNow(_ image: RGBImage, postProcessing: PostProcessing) throws -> [Detection] {
         let (canvas, imageScale) = try preprocessing.letterbox(image)
         let (classes, boxes) = try network(canvas.tensor(mean: preprocessing.mean, std: preprocessing.std))
         let scale = Float(imageScale)

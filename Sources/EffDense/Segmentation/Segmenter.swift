@@ -105,21 +105,21 @@ public struct Segmenter: Sendable {
     }
 
     /// The class mask of a picture, at the picture's size. The memory it needs is estimated
-    /// first (`SegmentationMemory`) and reserved (`MemoryBudget`): a picture too large for the
+    /// first (`NetworkMemory`) and reserved (`MemoryBudget`): a picture too large for the
     /// memory the process may have is refused with `MemoryShortage` before any work.
     public func segment(_ image: RGBImage) throws -> SegmentationMask {
         let (width, height) = workingSize(image)
-        let encoder = network.encoderName, stride = network.outputStride, classes = network.numClasses
-        let bytes = SegmentationMemory.additionalBytes(encoder: encoder, outputStride: stride, classes: classes,
-                                                       networkPixels: width * height, picturePixels: image.width * image.height)
+        let perMegapixel = NetworkMemory.segmentationPerMegapixelMB(encoder: network.encoderName, outputStride: network.outputStride,
+                                                                   classes: network.numClasses)
+        let bytes = NetworkMemory.additionalBytes(perMegapixelMB: perMegapixel, networkPixels: width * height,
+                                                  picturePixels: image.width * image.height)
         let work = "segmenting \(image.width)x\(image.height) pixels" + (width != image.width ? " at \(width)x\(height)" : "")
         do {
             return try MemoryBudget.withReservation(bytes, for: work) { try segmentNow(image, width: width, height: height) }
         } catch var shortage as MemoryShortage {
             let aspect = Double(max(image.width, image.height)) / Double(max(1, min(image.width, image.height)))
-            shortage.fittingLongerSide = SegmentationMemory.fittingLongerSide(
-                encoder: encoder, outputStride: stride, classes: classes, aspect: aspect,
-                picturePixels: image.width * image.height, available: shortage.availableBytes)
+            shortage.fittingLongerSide = NetworkMemory.fittingLongerSide(
+                perMegapixelMB: perMegapixel, aspect: aspect, picturePixels: image.width * image.height, available: shortage.availableBytes)
             throw shortage
         }
     }
