@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "EffWeights", targets: ["EffWeights"]),
         .library(name: "EffDense", targets: ["EffDense"]),
         .library(name: "EffBatch", targets: ["EffBatch"]),
+        .library(name: "EffEval", targets: ["EffEval"]),
         .executable(name: "effdense", targets: ["effdense"]),
     ],
     dependencies: [
@@ -49,10 +50,12 @@ let package = Package(
         .target(name: "EffDense", dependencies: ["EffCore", "EffWeights", "EffImage", .product(name: "Yams", package: "Yams")]),
         // Many pictures: inputs (folders, globs, lists), shards, the overlapped decode → network → write run.
         .target(name: "EffBatch", dependencies: ["EffImage", "EffCore"]),
+        // Checking results: COCO detection metrics exactly as pycocotools, segmentation IoU as smp / mmseg.
+        .target(name: "EffEval"),
         .executableTarget(
             name: "effdense",
             dependencies: [
-                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch",
+                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch", "EffEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -61,6 +64,7 @@ let package = Package(
         .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffCore", "EffImage", "EffWeights", "EffDense"]),
         .testTarget(name: "EffBatchTests", dependencies: ["EffBatch", "EffImage"]),
+        .testTarget(name: "EffEvalTests", dependencies: ["EffEval", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffWeightsTests", dependencies: ["EffWeights", "EffCore"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -152,6 +152,46 @@ public enum ImageCodec {
         }
     }
 
+    /// A class mask read from a PNG: one byte a pixel, the palette index (VOC's
+    /// SegmentationClass, effdense's own masks) or the gray value.
+    public struct IndexedMask: Sendable {
+        public let width: Int
+        public let height: Int
+        public let indices: [UInt8]
+    }
+
+    /// Reads a mask PNG (palette or 8-bit gray) as class indices; any other picture is refused.
+    public static func decodeIndexed(contentsOf path: String, maxPixels: Int = defaultMaxPixels) throws -> IndexedMask {
+        if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw ImageError(.unreadable, path, "cannot read the file (\(readFailureReason(path)))")
+        }
+        guard ImageFormat.sniff(data) == .png else { throw ImageError(.unknownFormat, path, "a mask must be a PNG (palette or 8-bit gray)") }
+        return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> IndexedMask in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var width: UInt32 = 0, height: UInt32 = 0
+            var message = [CChar](repeating: 0, count: 256)
+            guard eff_png_read_header(bytes.baseAddress, bytes.count, &width, &height, &message, message.count) == EFF_OK, width > 0, height > 0 else {
+                throw ImageError(.corrupt, path, "corrupt PNG: \(cString(message))")
+            }
+            let (pixelCount, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
+            guard !overflow, pixelCount <= maxPixels else {
+                throw ImageError(.tooLarge, path, "the mask is \(width)x\(height) pixels, more than the limit of \(maxPixels)")
+            }
+            var status: Int32 = EFF_OK
+            let indices = [UInt8](unsafeUninitializedCapacity: pixelCount) { buffer, initialised in
+                status = eff_png_decode_indexed(bytes.baseAddress, bytes.count, width, height, buffer.baseAddress, &message, message.count)
+                if status != EFF_OK { buffer.initialize(repeating: 0) }
+                initialised = buffer.count
+            }
+            guard status == EFF_OK else { throw ImageError(.corrupt, path, cString(message)) }
+            return IndexedMask(width: Int(width), height: Int(height), indices: indices)
+        }
+    }
+
     /// Encodes 8-bit pixels as a PNG in memory.
     public static func encodePNG(pixels: [UInt8], width: Int, height: Int, format: PNGPixelFormat) throws -> Data {
         let source = "PNG encoder"

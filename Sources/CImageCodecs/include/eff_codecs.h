@@ -23,6 +23,12 @@ int eff_png_read_header(const uint8_t *data, size_t size, uint32_t *width, uint3
 int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
                         uint8_t *out, char *err, size_t err_len);
 
+/* PNG: decodes a class mask — a palette PNG's indices (1, 2, 4 or 8 bit) or an 8-bit gray
+   PNG's values, one byte a pixel, into `out` (width*height bytes). Other colour types are
+   refused (EFF_ERR_CORRUPT with a message): a colour picture is not a mask. */
+int eff_png_decode_indexed(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
+                           uint8_t *out, char *err, size_t err_len);
+
 /* PNG colour types for encoding (libpng's values). */
 #define EFF_PNG_GRAY 0
 #define EFF_PNG_RGB 2
