@@ -13,14 +13,7 @@ struct DetectCommand: ParsableCommand {
 
     @OptionGroup var inputs: BatchOptions
 
-    @Option(help: "Model name: tf_efficientdet_d0 … d7x, efficientdet_d0, efficientdet_d1 (or d0 … d7x), tf_efficientdet_lite0 … lite4. Default: the model --weights holds (its TF-ported name: pass efficientdet_d0/d1 for PyTorch-native checkpoints, whose shapes are the same), else tf_efficientdet_d0.")
-    var model: String?
-
-    @Option(help: "A model config YAML (effdet's fields) instead of the shipped one, e.g. for another class count.")
-    var config: String?
-
-    @Option(help: "Checkpoint (.pth/.pt/.bin/.safetensors) in effdet's key layout. Default: the official one, fetched into the cache once.")
-    var weights: String?
+    @OptionGroup var detector: DetectorOptions
 
     @Option(name: .shortAndLong, help: "Annotated PNG to write (one input only).")
     var output: String?
@@ -42,9 +35,6 @@ struct DetectCommand: ParsableCommand {
 
     @Option(help: "Only these classes, by name (comma-separated, e.g. person,dog).")
     var classes: String?
-
-    @Option(help: "Class names, one per line (default: the config's).")
-    var labels: String?
 
     @Flag(help: "Gaussian soft-NMS instead of hard NMS.")
     var softNms = false
@@ -72,28 +62,11 @@ struct DetectCommand: ParsableCommand {
     func run() throws {
         runtime.apply()
         let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes,
-                                 reads: [(weights, "the --weights checkpoint"), (config, "the --config file"), (labels, "the --labels file")],
+                                 reads: detector.reads,
                                  outputs: [(output, "the -o output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
-        // The checkpoint decides the model unless --model or --config says it.
-        let store = try weights.map(WeightStore.init(contentsOf:))
-        var modelName = model ?? "tf_efficientdet_d0"
-        var classes: Int?
-        if let store, config == nil {
-            modelName = try ModelChoice.resolve(
-                flagged: model, flag: "--model", store: store, what: "an EfficientDet",
-                recognisedName: { if case .detector(let name, let count) = $0 { classes = count; return name }; return nil },
-                sameStructure: { ModelRecognition.structure($0) == ModelRecognition.structure($1) }) ?? modelName
-        }
-        var (detectionConfig, configFile) = try config.map { (try DetectionConfig.load(contentsOf: $0), $0) } ?? DetectionConfig.named(modelName)
-        if let classes, classes != detectionConfig.numClasses {
-            detectionConfig.numClasses = classes   // a fine-tuned head: its labels come from --labels
-            detectionConfig.labels = nil
-        }
-        let labelFile = labels ?? detectionConfig.labels.map { URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path }
-        let names = try labelFile.map(ProjectFiles.labels) ?? []
-        let detector = try ObjectDetector(config: detectionConfig, weights: store ?? WeightStore(contentsOf: defaultWeights(for: detectionConfig.name)),
-                                          labels: names)
+        let (detector, detectionConfig) = try self.detector.load()
+        let names = detector.labels
         let wanted = try classFilter(names)
         let postProcessing = PostProcessing(maxDetectionPoints: detectionConfig.maxDetectionPoints, maxDetections: maxDetections,
                                             iouThreshold: iouThreshold, scoreThreshold: scoreThreshold, softNMS: softNms)
@@ -133,6 +106,49 @@ struct DetectCommand: ParsableCommand {
             }
         }
         return wanted
+    }
+}
+
+/// Which detector to run and its files: shared by `detect` and `eval detect`.
+struct DetectorOptions: ParsableArguments {
+    @Option(help: "Model name: tf_efficientdet_d0 … d7x, efficientdet_d0, efficientdet_d1 (or d0 … d7x), tf_efficientdet_lite0 … lite4. Default: the model --weights holds (its TF-ported name: pass efficientdet_d0/d1 for PyTorch-native checkpoints, whose shapes are the same), else tf_efficientdet_d0.")
+    var model: String?
+
+    @Option(help: "A model config YAML (effdet's fields) instead of the shipped one, e.g. for another class count.")
+    var config: String?
+
+    @Option(help: "Checkpoint (.pth/.pt/.bin/.safetensors) in effdet's key layout. Default: the official one, fetched into the cache once.")
+    var weights: String?
+
+    @Option(help: "Class names, one per line (default: the config's).")
+    var labels: String?
+
+    /// The files these options read, for the run's output check.
+    var reads: [(path: String?, role: String)] {
+        [(weights, "the --weights checkpoint"), (config, "the --config file"), (labels, "the --labels file")]
+    }
+
+    /// Loads the detector: the checkpoint decides the model unless --model or --config says it.
+    func load() throws -> (ObjectDetector, DetectionConfig) {
+        let store = try weights.map(WeightStore.init(contentsOf:))
+        var modelName = model ?? "tf_efficientdet_d0"
+        var classes: Int?
+        if let store, config == nil {
+            modelName = try ModelChoice.resolve(
+                flagged: model, flag: "--model", store: store, what: "an EfficientDet",
+                recognisedName: { if case .detector(let name, let count) = $0 { classes = count; return name }; return nil },
+                sameStructure: { ModelRecognition.structure($0) == ModelRecognition.structure($1) }) ?? modelName
+        }
+        var (detectionConfig, configFile) = try config.map { (try DetectionConfig.load(contentsOf: $0), $0) } ?? DetectionConfig.named(modelName)
+        if let classes, classes != detectionConfig.numClasses {
+            detectionConfig.numClasses = classes   // a fine-tuned head: its labels come from --labels
+            detectionConfig.labels = nil
+        }
+        let labelFile = labels ?? detectionConfig.labels.map { URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path }
+        let names = try labelFile.map(ProjectFiles.labels) ?? []
+        let detector = try ObjectDetector(config: detectionConfig, weights: store ?? WeightStore(contentsOf: defaultWeights(for: detectionConfig.name)),
+                                          labels: names)
+        return (detector, detectionConfig)
     }
 
     /// The official checkpoint from the cache, fetched first when it is not there.

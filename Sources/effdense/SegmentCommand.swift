@@ -13,20 +13,7 @@ struct SegmentCommand: ParsableCommand {
 
     @OptionGroup var inputs: BatchOptions
 
-    @Option(help: "Model (only deeplabv3plus; its defaults are configs/deeplabv3plus.yaml).")
-    var model = "deeplabv3plus"
-
-    @Option(help: "A segmentation config YAML instead of configs/deeplabv3plus.yaml.")
-    var config: String?
-
-    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7 (default: the one the checkpoint holds).")
-    var encoder: String?
-
-    @Option(help: "Number of classes (default: read from the checkpoint's head).")
-    var numClasses: Int?
-
-    @Option(help: "DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (.pth/.pt/.bin/.safetensors).")
-    var weights: String?
+    @OptionGroup var segmenter: SegmenterOptions
 
     @Option(name: .shortAndLong, help: "Mask PNG to write (one input only).")
     var output: String?
@@ -40,72 +27,23 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
     var json: String?
 
-    @Option(help: "Class names, one per line (default: the config's when its count matches).")
-    var labels: String?
-
-    @Option(help: "Encoder output stride: 16 or 8 (default: the config's).")
-    var outputStride: Int?
-
-    @Option(help: "ASPP atrous rates, three comma-separated (default: the config's).")
-    var atrousRates: String?
-
-    @Option(help: "Resize the longer side to this before the network (the mask keeps the input's size).")
-    var size: Int?
-
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        if model != "deeplabv3plus" { throw ValidationError("--model: only deeplabv3plus is available, found '\(model)'") }
         let manyInputs = inputs.images.count + (inputs.inputList == nil ? 0 : 1) > 1
         if output != nil && manyInputs { throw ValidationError("-o takes one input; use --out-dir") }
         if overlay != nil && manyInputs { throw ValidationError("--overlay takes one input") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
-        if let outputStride, ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
-        // 10000 x 10000 is the 100-megapixel picture limit.
-        if let size, !(16...10000).contains(size) { throw ValidationError("--size must be within 16...10000, found \(size)") }
-        if let numClasses, !(1...256).contains(numClasses) { throw ValidationError("--num-classes must be within 1...256") }
-        _ = try rates()
-    }
-
-    private func rates() throws -> [Int]? {
-        guard let atrousRates else { return nil }
-        let values = atrousRates.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == 3, values.allSatisfy({ $0 > 0 }) else {
-            throw ValidationError("--atrous-rates needs three positive integers, found '\(atrousRates)'")
-        }
-        return values
     }
 
     func run() throws {
         runtime.apply()
         let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [".mask.png"], ownSuffixes: ownOutputSuffixes,
-                                 reads: [(weights, "the --weights checkpoint"), (config, "the --config file"), (labels, "the --labels file")],
+                                 reads: segmenter.reads,
                                  outputs: [(output, "the -o output"), (overlay, "the --overlay output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
         if overlay != nil && run.pictures.count > 1 { throw ValidationError("--overlay takes one picture, found \(run.pictures.count)") }
-        guard let weights else {
-            throw ValidationError("pass --weights FILE: a DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (smp publishes encoder weights only)")
-        }
-        let configFile = try config ?? ProjectFiles.locate("configs/deeplabv3plus.yaml")?.path
-            ?? { throw ConfigError("configs/deeplabv3plus.yaml", "not found; pass --config FILE or set EFFDENSE_HOME to the effdense folder") }()
-        let settings = try SegmentationConfig.load(contentsOf: configFile)
-        // The checkpoint decides the encoder unless --encoder says it.
-        let store = try WeightStore(contentsOf: weights)
-        let encoderName = try ModelChoice.resolve(
-            flagged: encoder, flag: "--encoder", store: store, what: "a DeepLabV3Plus",
-            recognisedName: { if case .segmenter(let encoder, _) = $0 { return encoder }; return nil },
-            sameStructure: { $0 == $1 }) ?? settings.encoder
-        let classes = try numClasses ?? Self.headClasses(store)
-        let configLabels = try settings.labels.map {
-            try ProjectFiles.labels(URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path)
-        }
-        let names = try labels.map(ProjectFiles.labels) ?? (configLabels?.count == classes ? configLabels : nil) ?? []
-        var segmenter = try Segmenter(encoder: SegmentationEncoder.named(encoderName), weights: store, numClasses: classes,
-                                      outputStride: outputStride ?? settings.outputStride, atrousRates: try rates() ?? settings.atrousRates,
-                                      decoderChannels: settings.decoderChannels, upsampling: settings.upsampling, labels: names)
-        segmenter.mean = settings.mean
-        segmenter.std = settings.std
-        segmenter.longerSide = size
+        let segmenter = try self.segmenter.load()
         let text = overlay == nil ? nil : try TextRenderer()
         let explicitOutput = self.output, overlay = self.overlay
         try run.run { picture, image in
@@ -139,17 +77,6 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 
-    /// The class count of a checkpoint's segmentation head.
-    static func headClasses(_ store: WeightStore) throws -> Int {
-        guard let head = store.info("segmentation_head.0.weight"), head.shape.count == 4 else {
-            throw WeightsError(.missingKey, store.file, "missing key 'segmentation_head.0.weight': not a segmentation_models_pytorch DeepLabV3Plus checkpoint (key layout: \(store.layout.rawValue))")
-        }
-        return head.shape[0]
-    }
-
-    /// The picture blended half-and-half with the class colours (background untouched) and a
-    /// legend of the classes present, largest first (on a band beside or below the picture when
-    /// it does not fit inside, so the output may be larger than the picture).
     static func overlay(_ image: RGBImage, mask: SegmentationMask, present: [(classIndex: Int, pixels: Int)],
                         segmenter: Segmenter, text: TextRenderer) -> RGBImage {
         var out = image
@@ -198,4 +125,97 @@ struct SegmentCommand: ParsableCommand {
         }
         return out
     }
+}
+
+/// Which segmenter to run, its files and working size: shared by `segment` and `eval segment`.
+struct SegmenterOptions: ParsableArguments {
+    @Option(help: "Model (only deeplabv3plus; its defaults are configs/deeplabv3plus.yaml).")
+    var model = "deeplabv3plus"
+
+    @Option(help: "A segmentation config YAML instead of configs/deeplabv3plus.yaml.")
+    var config: String?
+
+    @Option(help: "smp encoder name: efficientnet-b0…b7 or timm-efficientnet-b0…b7 (default: the one the checkpoint holds).")
+    var encoder: String?
+
+    @Option(help: "Number of classes (default: read from the checkpoint's head).")
+    var numClasses: Int?
+
+    @Option(help: "DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (.pth/.pt/.bin/.safetensors).")
+    var weights: String?
+
+    @Option(help: "Class names, one per line (default: the config's when its count matches).")
+    var labels: String?
+
+    @Option(help: "Encoder output stride: 16 or 8 (default: the config's).")
+    var outputStride: Int?
+
+    @Option(help: "ASPP atrous rates, three comma-separated (default: the config's).")
+    var atrousRates: String?
+
+    @Option(help: "Resize the longer side to this before the network (the mask keeps the input's size).")
+    var size: Int?
+
+    func validate() throws {
+        if model != "deeplabv3plus" { throw ValidationError("--model: only deeplabv3plus is available, found '\(model)'") }
+        if let outputStride, ![8, 16].contains(outputStride) { throw ValidationError("--output-stride must be 16 or 8, found \(outputStride)") }
+        // 10000 x 10000 is the 100-megapixel picture limit.
+        if let size, !(16...10000).contains(size) { throw ValidationError("--size must be within 16...10000, found \(size)") }
+        if let numClasses, !(1...256).contains(numClasses) { throw ValidationError("--num-classes must be within 1...256") }
+        _ = try rates()
+    }
+
+    /// The files these options read, for the run's output check.
+    var reads: [(path: String?, role: String)] {
+        [(weights, "the --weights checkpoint"), (config, "the --config file"), (labels, "the --labels file")]
+    }
+
+    private func rates() throws -> [Int]? {
+        guard let atrousRates else { return nil }
+        let values = atrousRates.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 3, values.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--atrous-rates needs three positive integers, found '\(atrousRates)'")
+        }
+        return values
+    }
+
+    /// Loads the segmenter: the checkpoint decides the encoder and class count unless flags say them.
+    func load() throws -> Segmenter {
+        guard let weights else {
+            throw ValidationError("pass --weights FILE: a DeepLabV3Plus checkpoint saved by segmentation_models_pytorch (smp publishes encoder weights only)")
+        }
+        let configFile = try config ?? ProjectFiles.locate("configs/deeplabv3plus.yaml")?.path
+            ?? { throw ConfigError("configs/deeplabv3plus.yaml", "not found; pass --config FILE or set EFFDENSE_HOME to the effdense folder") }()
+        let settings = try SegmentationConfig.load(contentsOf: configFile)
+        // The checkpoint decides the encoder unless --encoder says it.
+        let store = try WeightStore(contentsOf: weights)
+        let encoderName = try ModelChoice.resolve(
+            flagged: encoder, flag: "--encoder", store: store, what: "a DeepLabV3Plus",
+            recognisedName: { if case .segmenter(let encoder, _) = $0 { return encoder }; return nil },
+            sameStructure: { $0 == $1 }) ?? settings.encoder
+        let classes = try numClasses ?? Self.headClasses(store)
+        let configLabels = try settings.labels.map {
+            try ProjectFiles.labels(URL(fileURLWithPath: configFile).deletingLastPathComponent().appendingPathComponent($0).path)
+        }
+        let names = try labels.map(ProjectFiles.labels) ?? (configLabels?.count == classes ? configLabels : nil) ?? []
+        var segmenter = try Segmenter(encoder: SegmentationEncoder.named(encoderName), weights: store, numClasses: classes,
+                                      outputStride: outputStride ?? settings.outputStride, atrousRates: try rates() ?? settings.atrousRates,
+                                      decoderChannels: settings.decoderChannels, upsampling: settings.upsampling, labels: names)
+        segmenter.mean = settings.mean
+        segmenter.std = settings.std
+        segmenter.longerSide = size
+        return segmenter
+    }
+
+    /// The class count of a checkpoint's segmentation head.
+    static func headClasses(_ store: WeightStore) throws -> Int {
+        guard let head = store.info("segmentation_head.0.weight"), head.shape.count == 4 else {
+            throw WeightsError(.missingKey, store.file, "missing key 'segmentation_head.0.weight': not a segmentation_models_pytorch DeepLabV3Plus checkpoint (key layout: \(store.layout.rawValue))")
+        }
+        return head.shape[0]
+    }
+
+    /// The picture blended half-and-half with the class colours (background untouched) and a
+    /// legend of the classes present, largest first (on a band beside or below the picture when
+    /// it does not fit inside, so the output may be larger than the picture).
 }
