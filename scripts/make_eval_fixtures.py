@@ -156,3 +156,50 @@ seg = {"num_classes": classes, "ignore_index": 255,
 with open(os.path.join(OUT, "seg_metrics.json"), "w") as f:
     json.dump(seg, f, indent=1)
 print("wrote", OUT)
+
+# End to end: effdet's DetBenchPredict with the detection parity fixture's weights over the sample
+# pictures; a ground truth built from some of its boxes (moved a little, a crowd, a miss) and
+# pycocotools' stats of effdet's own results on it, for `effdense eval detect` to reproduce.
+import pathlib
+from effdet import DetBenchPredict, create_model
+from effdet.data.transforms import transforms_coco_eval
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+model = create_model("tf_efficientdet_d0", pretrained=False, pretrained_backbone=False)
+model.load_state_dict(torch.load(ROOT / "Tests/EffDenseTests/Fixtures/detection/tf_efficientdet_d0.pth", map_location="cpu"))
+bench = DetBenchPredict(model).eval()
+mean_rgb, std_rgb = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+transform = transforms_coco_eval(512, interpolation="bilinear", use_prefetcher=True, fill_color="mean", mean=mean_rgb, std=std_rgb)
+mean_t = torch.tensor([x * 255 for x in mean_rgb]).view(1, 3, 1, 1)
+std_t = torch.tensor([x * 255 for x in std_rgb]).view(1, 3, 1, 1)
+samples = ["astronaut.jpg", "coffee.jpg", "chelsea.png", "rocket.jpg"]
+e2e_images, e2e_annotations, e2e_results = [], [], []
+for i, name in enumerate(samples):
+    picture = Image.open(ROOT / "samples" / name).convert("RGB")
+    canvas, info = transform(picture, {})
+    x = (torch.from_numpy(canvas).float().unsqueeze(0) - mean_t) / std_t
+    with torch.no_grad():
+        out = bench(x, img_info={"img_scale": torch.tensor([info["img_scale"]], dtype=torch.float32),
+                                 "img_size": torch.tensor([picture.size], dtype=torch.float32)})[0].numpy()
+    e2e_images.append({"id": i + 1, "file_name": name, "width": picture.width, "height": picture.height})
+    for j, det in enumerate(out):
+        x1, y1, x2, y2, score, label = (float(v) for v in det)
+        if score < 0.001:
+            break
+        e2e_results.append({"image_id": i + 1, "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score})
+        if j % 7 == 0:                                   # every 7th box is an object, moved by up to 20%
+            w, h = x2 - x1, y2 - y1
+            b = [x1 + rng.uniform(-0.2, 0.2) * w, y1 + rng.uniform(-0.2, 0.2) * h, w, h]
+            e2e_annotations.append({"id": len(e2e_annotations) + 1, "image_id": i + 1, "category_id": int(label), "bbox": b,
+                                    "area": w * h, "iscrowd": 1 if j == 14 else 0})
+e2e_gt = {"images": e2e_images, "annotations": e2e_annotations,
+          "categories": [{"id": c, "name": f"cls{c}"} for c in range(1, 91)]}
+with open(os.path.join(OUT, "samples_gt.json"), "w") as f:
+    json.dump(e2e_gt, f)
+coco = COCO(os.path.join(OUT, "samples_gt.json"))
+results = coco.loadRes(e2e_results)
+evaluator = COCOeval(coco, results, "bbox")
+evaluator.params.imgIds = [1, 2, 3, 4]
+evaluator.evaluate(); evaluator.accumulate(); evaluator.summarize()
+with open(os.path.join(OUT, "samples_stats.json"), "w") as f:
+    json.dump({"stats": [float(s) for s in evaluator.stats], "detections": len(e2e_results)}, f, indent=1)

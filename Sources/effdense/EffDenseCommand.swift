@@ -8,7 +8,7 @@ struct EffDenseCommand: ParsableCommand {
         commandName: "effdense",
         abstract: "Dense prediction on the CPU: EfficientNet backbone, EfficientDet and DeepLabv3+ heads.",
         version: "effdense 0.4.0",
-        subcommands: [DetectCommand.self, SegmentCommand.self, ClassifyCommand.self, WeightsCommand.self, BenchCommand.self])
+        subcommands: [DetectCommand.self, SegmentCommand.self, ClassifyCommand.self, EvalCommand.self, WeightsCommand.self, BenchCommand.self])
 
     /// Runs the command line. Every failure — a bad flag, a bad file — ends with one line on
     /// stderr and exit status 1; help and version requests exit 0.
