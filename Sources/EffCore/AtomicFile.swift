@@ -60,6 +60,43 @@ public enum AtomicFile {
         written = []
     }
 
+    /// A file written in pieces (a large TIFF) under its temporary name: `commit` renames it onto
+    /// its target, `abandon` removes it; an interrupt removes it meanwhile.
+    public final class Pending: @unchecked Sendable {
+        public let path: String
+        /// Where the pieces go until `commit`.
+        public let temporaryPath: String
+        private var slot: Int32
+        private var open = true
+
+        public init(for path: String) throws {
+            if let problem = PathText.existingNonFile(path) { throw AtomicFileError(path: path, problem: "cannot write: \(problem)") }
+            self.path = path
+            temporaryPath = AtomicFile.temporaryName(for: path)
+            slot = eff_partial_register(temporaryPath)
+        }
+
+        public func commit() throws {
+            guard open else { return }
+            open = false
+            defer { eff_partial_unregister(slot) }
+            guard rename(temporaryPath, path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(temporaryPath)
+                throw AtomicFileError(path: path, problem: "cannot rename the finished file onto it (\(reason))")
+            }
+        }
+
+        public func abandon() {
+            guard open else { return }
+            open = false
+            unlink(temporaryPath)
+            eff_partial_unregister(slot)
+        }
+
+        deinit { abandon() }
+    }
+
     /// Removes the temporary files of runs that are gone from `folder`: those of this machine
     /// whose process no longer exists, and any older than an hour (another machine's, on a
     /// shared folder). Quietly does nothing when the folder cannot be listed.

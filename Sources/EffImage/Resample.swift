@@ -48,13 +48,21 @@ extension RGBImage {
     }
 
     /// The centred `width` x `height` window, with torchvision's CenterCrop offsets
-    /// (round((size - crop) / 2), halves to even as Python's round).
+    /// (round((size - crop) / 2), half to even).
     public func centerCropped(width cropWidth: Int, height cropHeight: Int) throws -> RGBImage {
         guard cropWidth > 0, cropHeight > 0, cropWidth <= width, cropHeight <= height else {
             throw ImageError(.invalidArgument, "crop", "cannot crop \(cropWidth)x\(cropHeight) out of \(width)x\(height)")
         }
         let top = Int((Double(height - cropHeight) / 2).rounded(.toNearestOrEven))
         let left = Int((Double(width - cropWidth) / 2).rounded(.toNearestOrEven))
+        return try cropped(x: left, y: top, width: cropWidth, height: cropHeight)
+    }
+
+    /// The `width` x `height` window at `x`, `y` (inside the picture).
+    public func cropped(x left: Int, y top: Int, width cropWidth: Int, height cropHeight: Int) throws -> RGBImage {
+        guard cropWidth > 0, cropHeight > 0, left >= 0, top >= 0, left + cropWidth <= width, top + cropHeight <= height else {
+            throw ImageError(.invalidArgument, "crop", "cannot crop \(cropWidth)x\(cropHeight) at \(left),\(top) out of \(width)x\(height)")
+        }
         var out = [UInt8](repeating: 0, count: cropWidth * cropHeight * 3)
         for y in 0..<cropHeight {
             let src = ((top + y) * width + left) * 3

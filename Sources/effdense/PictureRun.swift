@@ -132,6 +132,15 @@ struct PictureRun {
     /// several pictures at once (--batch-size), and records what it returns in input order: the
     /// JSON line, then the message on standard output (unless the JSON goes there).
     func run(_ process: @escaping (InputPicture, RGBImage) throws -> PictureRecord) throws {
+        let orientation = !options.ignoreOrientation
+        try runEach { picture in
+            try process(picture, ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation))
+        }
+    }
+
+    /// `run` for a command that reads each picture itself (a large TIFF region by region);
+    /// `atOnce` overrides the pictures worked on at once.
+    func runEach(atOnce requested: Int? = nil, _ process: @escaping (InputPicture) throws -> PictureRecord) throws {
         let single = isSinglePicture
         let json = self.json
         // Done: the picture's result line (when the JSON goes to a file) and every file the
@@ -143,14 +152,13 @@ struct PictureRun {
         }
         try json.startResuming(redoing: Set(todo.map { InputCollector.canonical($0.path) }))
         let threads = Threading.threadCount
-        let atOnce = max(1, min(options.batchSize ?? min(threads, 4), todo.count))
+        let atOnce = max(1, min(requested ?? options.batchSize ?? min(threads, 4), todo.count))
         let threadsEach = max(1, threads / atOnce)
         let summary = try BatchRunner(concurrentPictures: atOnce).run(
             todo, alreadyDone: pictures.count - todo.count,
             process: { picture in
-                let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: !options.ignoreOrientation)
                 do {
-                    return try Threading.withThreadLimit(threadsEach) { try process(picture, image) }
+                    return try Threading.withThreadLimit(threadsEach) { try process(picture) }
                 } catch let error as ImageError where ["resize", "crop"].contains(error.source) {
                     // A pre-processing step's error is this picture's failure, named by it.
                     throw ImageError(error.kind, picture.path, "\(error.source): \(error.problem)")

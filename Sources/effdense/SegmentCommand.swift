@@ -27,6 +27,12 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
     var json: String?
 
+    @Option(help: ArgumentHelp("Segment in tiles of N x N pixels, read region by region (automatic for TIFFs over 100 megapixels, tile 1024); the mask is written as IMG.mask.tif (a tiled palette TIFF) unless -o names a .png.", valueName: "N"))
+    var tile: Int?
+
+    @Option(help: "Pixels shared by neighbouring tiles; each pixel is decided by the tile it is most central in.")
+    var overlap = 128
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -34,11 +40,13 @@ struct SegmentCommand: ParsableCommand {
         if output != nil && manyInputs { throw ValidationError("-o takes one input; use --out-dir") }
         if overlay != nil && manyInputs { throw ValidationError("--overlay takes one input") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
+        if let tile, !(64...8192).contains(tile) { throw ValidationError("--tile must be within 64...8192, found \(tile)") }
+        if overlap < 0 || overlap >= (tile ?? 1024) / 2 { throw ValidationError("--overlap must be within 0 and half the tile, found \(overlap)") }
     }
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [".mask.png"], ownSuffixes: ownOutputSuffixes,
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [tile == nil ? ".mask.png" : ".mask.tif"], ownSuffixes: ownOutputSuffixes,
                                  reads: segmenter.reads,
                                  outputs: [(output, "the -o output"), (overlay, "the --overlay output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
@@ -46,14 +54,20 @@ struct SegmentCommand: ParsableCommand {
         let segmenter = try self.segmenter.load()
         let text = overlay == nil ? nil : try TextRenderer()
         let explicitOutput = self.output, overlay = self.overlay
-        try run.run { picture, image in
+        let tiled = TiledSegmenter(segmenter: segmenter, tile: tile ?? 1024, overlap: overlap)
+        let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
+        try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
+            if forceTiles || Self.isLargeTIFF(picture.path) {
+                return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text)
+            }
+            let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation)
             let mask: SegmentationMask
             do {
                 mask = try segmenter.segment(image)
             } catch let shortage as MemoryShortage {
                 // Refused before any work: say what would fit.
                 throw ImageError(.tooLarge, picture.path, "\(shortage)"
-                    + (shortage.fittingLongerSide.map { "; pass --size \($0) (or less) to run the network on a smaller copy, the mask keeping the picture's size" } ?? ""))
+                    + (shortage.fittingLongerSide.map { "; pass --tile 1024 to segment it in tiles, or --size \($0) (or less) to run the network on a smaller copy, the mask keeping the picture's size" } ?? "; pass --tile 1024 to segment it in tiles"))
             }
             let target = try run.outputPath(picture, suffix: ".mask.png", explicit: explicitOutput)
             let total = Double(mask.classes.count)

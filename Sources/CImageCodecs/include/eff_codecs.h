@@ -65,4 +65,26 @@ int eff_tiff_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
 
 void eff_free(void *p);
 
+/* Large TIFFs read region by region: the pyramid's full-resolution directory, tiles or strips
+   decoded as a region needs them (one cached). Strips over 256 MB are refused. */
+typedef struct eff_tiff_reader eff_tiff_reader;
+eff_tiff_reader *eff_tiff_reader_open(const char *path, char *err, size_t err_len);
+void eff_tiff_reader_close(eff_tiff_reader *reader);
+/* Picture size, and its tile size (0 x 0 for a striped TIFF). */
+void eff_tiff_reader_size(const eff_tiff_reader *reader, uint32_t *width, uint32_t *height, uint32_t *tile_width,
+                          uint32_t *tile_height);
+/* The region x..x+w, y..y+h as 8-bit RGB (w*h*3 bytes). */
+int eff_tiff_reader_read(eff_tiff_reader *reader, uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint8_t *out,
+                         char *err, size_t err_len);
+
+/* A palette mask written as deflate-compressed 256 x 256 tiles (BigTIFF past 3 GB), rows given
+   top to bottom, `colours` RGB triples in `palette_rgb`. */
+typedef struct eff_tiff_mask_writer eff_tiff_mask_writer;
+eff_tiff_mask_writer *eff_tiff_mask_writer_open(const char *path, uint32_t width, uint32_t height,
+                                                const uint8_t *palette_rgb, int colours, char *err, size_t err_len);
+int eff_tiff_mask_writer_add_rows(eff_tiff_mask_writer *writer, const uint8_t *rows, uint32_t count, char *err,
+                                  size_t err_len);
+/* Finishes the file (abandon: just closes it, for the caller to remove). Frees the writer. */
+int eff_tiff_mask_writer_close(eff_tiff_mask_writer *writer, int abandon, char *err, size_t err_len);
+
 #endif

@@ -9,6 +9,12 @@ public struct SegmentationMask: Sendable, Equatable {
     public let height: Int
     public var classes: [UInt8]
 
+    public init(width: Int, height: Int, classes: [UInt8]) {
+        self.width = width
+        self.height = height
+        self.classes = classes
+    }
+
     /// Pixel count per class index present, most frequent first.
     public var histogram: [(classIndex: Int, pixels: Int)] {
         var counts = [Int](repeating: 0, count: 256)
