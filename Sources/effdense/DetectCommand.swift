@@ -48,6 +48,15 @@ struct DetectCommand: ParsableCommand {
     @Flag(help: "Draw boxes without their label tags.")
     var hideLabels = false
 
+    @Option(help: ArgumentHelp("Detect in tiles of N x N pixels (SAHI-style slices; automatic, N = 1024, for TIFFs over 100 megapixels), boxes merged across tiles.", valueName: "N"))
+    var tile: Int?
+
+    @Option(help: "Pixels shared by neighbouring tiles (an object smaller than this is seen whole by one of them).")
+    var overlap = 128
+
+    @Flag(help: "In tiled mode, skip the extra pass of the whole picture at the network's size (made for pictures decoded whole, to find objects larger than a tile).")
+    var noFullPass = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -57,6 +66,8 @@ struct DetectCommand: ParsableCommand {
         if !(0...1).contains(iouThreshold) { throw ValidationError("--iou-threshold must be within 0...1, found \(iouThreshold)") }
         if let lineWidth, !(1...100).contains(lineWidth) { throw ValidationError("--line-width must be within 1...100, found \(lineWidth)") }
         if maxDetections < 1 { throw ValidationError("--max-detections must be at least 1, found \(maxDetections)") }
+        if let tile, !(64...8192).contains(tile) { throw ValidationError("--tile must be within 64...8192, found \(tile)") }
+        if overlap < 0 || overlap >= (tile ?? 1024) / 2 { throw ValidationError("--overlap must be within 0 and half the tile, found \(overlap)") }
     }
 
     func run() throws {
@@ -73,7 +84,14 @@ struct DetectCommand: ParsableCommand {
         let text = noImages ? nil : try TextRenderer()
         let style = AnnotationStyle(lineWidth: lineWidth, showLabels: !hideLabels)
         let explicitOutput = self.output
-        try run.run { picture, image in
+        let tiled = TiledDetector(detector: detector, tile: tile ?? 1024, overlap: overlap)
+        let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation
+        try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
+            if forceTiles || SegmentCommand.isLargeTIFF(picture.path) {
+                return try Self.detectTiled(picture, tiled: tiled, fullPass: fullPass, postProcessing: postProcessing, wanted: wanted,
+                                            run: run, output: explicitOutput, text: text, style: style, model: detectionConfig.name)
+            }
+            let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation)
             let detections = try detector.detect(image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true }
             var target: String?
             if let text {

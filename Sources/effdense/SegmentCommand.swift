@@ -40,6 +40,7 @@ struct SegmentCommand: ParsableCommand {
         if output != nil && manyInputs { throw ValidationError("-o takes one input; use --out-dir") }
         if overlay != nil && manyInputs { throw ValidationError("--overlay takes one input") }
         if output != nil && outDir != nil { throw ValidationError("give -o or --out-dir, not both") }
+        if tile != nil && segmenter.size != nil { throw ValidationError("give --size (a smaller copy of the picture) or --tile, not both") }
         if let tile, !(64...8192).contains(tile) { throw ValidationError("--tile must be within 64...8192, found \(tile)") }
         if overlap < 0 || overlap >= (tile ?? 1024) / 2 { throw ValidationError("--overlap must be within 0 and half the tile, found \(overlap)") }
     }
@@ -54,7 +55,10 @@ struct SegmentCommand: ParsableCommand {
         let segmenter = try self.segmenter.load()
         let text = overlay == nil ? nil : try TextRenderer()
         let explicitOutput = self.output, overlay = self.overlay
-        let tiled = TiledSegmenter(segmenter: segmenter, tile: tile ?? 1024, overlap: overlap)
+        // Tiles are segmented at their own size (--size resizes whole pictures only).
+        var tileSegmenter = segmenter
+        tileSegmenter.longerSide = nil
+        let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap)
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
         try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
             if forceTiles || Self.isLargeTIFF(picture.path) {

@@ -8,13 +8,19 @@ import Foundation
 /// region, segmented in tiles, the mask streamed into a tiled palette TIFF (or a PNG when -o
 /// names one and it fits the pixel limit), and, with --overlay, a downscaled overlay.
 extension SegmentCommand {
-    /// A TIFF too large to decode whole: segmented in tiles even without --tile.
+    /// A TIFF too large to decode whole: segmented (or detected) in tiles even without --tile.
     static func isLargeTIFF(_ path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        guard let head = try? handle.read(upToCount: 16), ImageFormat.sniff(head) == .tiff,
-              let reader = try? TIFFRegionReader(contentsOf: path) else { return false }
+        guard isTIFF(path), let reader = try? TIFFRegionReader(contentsOf: path) else { return false }
         return reader.width * reader.height > ImageCodec.defaultMaxPixels
+    }
+
+    /// Whether `path` is a regular file starting with a TIFF signature (a FIFO or a device is
+    /// never opened here: opening a FIFO would wait for a writer).
+    static func isTIFF(_ path: String) -> Bool {
+        guard PathText.notARegularFile(path) == nil, let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 16) else { return false }
+        return ImageFormat.sniff(head) == .tiff
     }
 
     /// The longer side of the overlay written in tiled mode.
@@ -22,8 +28,7 @@ extension SegmentCommand {
 
     static func segmentTiled(_ picture: InputPicture, tiled: TiledSegmenter, run: PictureRun, output: String?,
                              overlay: String?, text: TextRenderer?) throws -> PictureRecord {
-        let head = (try? FileHandle(forReadingAtPath: picture.path)?.read(upToCount: 16)) ?? nil
-        let source: PixelSource = head.flatMap { ImageFormat.sniff($0) } == .tiff
+        let source: PixelSource = isTIFF(picture.path)
             ? try TIFFRegionReader(contentsOf: picture.path)
             : PictureSource(try ImageCodec.decode(contentsOf: picture.path))
         let (width, height) = (source.width, source.height)
@@ -63,7 +68,10 @@ extension SegmentCommand {
             files.append((try ImageCodec.encodePNG(pixels: wholeMask, width: width, height: height, format: .palette(Segmenter.vocPalette)), target))
         }
         if let overlayTarget, let text, let preview {
-            let blended = SegmentCommand.overlay(preview.picture, mask: preview.mask, present: present, segmenter: tiled.segmenter, text: text)
+            // The legend shows the whole mask's fractions, in the preview's pixel count.
+            let scale = Double(preview.mask.classes.count) / total
+            let legend = present.map { (classIndex: $0.classIndex, pixels: max(1, Int((Double($0.pixels) * scale).rounded()))) }
+            let blended = SegmentCommand.overlay(preview.picture, mask: preview.mask, present: legend, segmenter: tiled.segmenter, text: text)
             files.append((try ImageCodec.encodePNG(pixels: blended.pixels, width: blended.width, height: blended.height, format: .rgb), overlayTarget))
         }
         try ImageCodec.writeFiles(files)

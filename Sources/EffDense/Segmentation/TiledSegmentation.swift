@@ -136,7 +136,7 @@ public struct TiledSegmenter: Sendable {
 }
 
 /// Hands out tile indices to the workers; remembers the first failure.
-private final class TileWork: @unchecked Sendable {
+final class TileWork: @unchecked Sendable {
     private let lock = NSLock()
     private var nextIndex = 0
     private let count: Int
