@@ -31,7 +31,7 @@ import Testing
     @Test(arguments: ["quadratic_additems.pth", "quadratic_appends.pth", "quadratic_setitems.pth"])
     func quadraticPickleIsReadInLinearTime(name: String) throws {
         let file = Self.fixture(name)
-        let result = try Self.run(wrappedIn: ["timeout", "5"], ["weights", "inspect", file])
+        let result = try Self.run(wrappedIn: ["timeout", "-k", "2", "5"], ["weights", "inspect", file])
         #expect(result.status != 124, "weights inspect took over 5 s on \(name)")
         CLITests.expectOneLineError(result, naming: file)
         #expect(result.stderr.contains("no dictionary of tensors") || result.stderr.contains("no tensors found"), "\(result.stderr)")
@@ -46,7 +46,7 @@ import Testing
     func inflatingEntriesUnderAnAddressSpaceLimit(name: String, message: String) throws {
         let file = Self.fixture(name)
         for command in [["weights", "inspect", file], ["classify", "samples/coffee.jpg", "--weights", file]] {
-            let result = try Self.run(wrappedIn: ["prlimit", "--as=2000000000", "timeout", "60"], command)
+            let result = try Self.run(wrappedIn: ["prlimit", "--as=2000000000", "timeout", "-k", "5", "60"], command)
             CLITests.expectOneLineError(result, naming: file)
             #expect(result.stderr.contains(message), "\(command): \(result.stderr)")
         }

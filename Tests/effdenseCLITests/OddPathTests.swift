@@ -46,7 +46,7 @@ import Testing
         for path in Self.paths {
             for output in outputs {
                 // The path goes through printf; timeout: a FIFO read would block forever (124 fails below).
-                let script = "b=$1; c=$2; p=$(printf \"x$3\"); p=${p#x}; shift 3; exec timeout 60 \"$b\" \"$c\" \"$p\" \"$@\""
+                let script = "b=$1; c=$2; p=$(printf \"x$3\"); p=${p#x}; shift 3; exec timeout -k 5 60 \"$b\" \"$c\" \"$p\" \"$@\""
                 let extra = output + weights
                 let result = try Self.shell(script, in: folder, arguments: [CLITests.binary.path, command, path] + extra)
                 let what = "\(command) '\(path)' \(output.joined(separator: " "))"

@@ -11,7 +11,7 @@ import Glibc
 /// unprivileged user where root would bypass the process limit.
 @Suite struct ResourceLimitTests {
     static func run(_ wrapper: [String], _ arguments: [String]) throws -> CLITests.Result {
-        try HostileCheckpointTests.run(wrappedIn: wrapper + ["timeout", "60"], arguments)
+        try HostileCheckpointTests.run(wrappedIn: wrapper + ["timeout", "-k", "5", "60"], arguments)
     }
 
     /// A folder for pictures made here, readable by the unprivileged user.
