@@ -86,8 +86,10 @@ int eff_png_read_header(const uint8_t *data, size_t size, uint32_t *width, uint3
     return EFF_OK;
 }
 
-int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
-                        uint8_t *out, char *err, size_t err_len) {
+/* Decodes into `out`: RGB (3 bytes a pixel, any colour type converted) or, when `indexed`, one
+   byte a pixel (a palette PNG's indices or an 8-bit gray PNG's values; other types refused). */
+static int decode_png(const uint8_t *data, size_t size, uint32_t width, uint32_t height, int indexed, uint8_t *out,
+                      char *err, size_t err_len) {
     png_reader_state st = {data, size, 0, err, err_len};
     png_structp png = NULL;
     png_infop info = NULL;
@@ -107,20 +109,29 @@ int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32
         return EFF_ERR_SIZE_CHANGED;
     }
     int color_type = png_get_color_type(png, info);
-    png_set_expand(png);    /* palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha */
-    png_set_strip_16(png);  /* 16 -> 8 bit (high byte, as PIL) */
-    png_set_strip_alpha(png);
-    if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
-        png_set_gray_to_rgb(png);
+    size_t channels = indexed ? 1 : 3;
+    if (indexed) {
+        if (color_type == PNG_COLOR_TYPE_PALETTE) {
+            png_set_packing(png);   /* 1, 2, 4 bit indices -> one byte each, values kept */
+        } else if (!(color_type == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) == 8)) {
+            png_error(png, "not a class mask: a mask is a palette PNG or an 8-bit gray PNG of class indices");
+        }
+    } else {
+        png_set_expand(png);    /* palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha */
+        png_set_strip_16(png);  /* 16 -> 8 bit (high byte, as PIL) */
+        png_set_strip_alpha(png);
+        if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
+            png_set_gray_to_rgb(png);
+        }
     }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != (size_t)width * 3) {
-        png_error(png, "unexpected row layout after conversion to RGB");
+    if (png_get_rowbytes(png, info) != (size_t)width * channels) {
+        png_error(png, "unexpected row layout after conversion");
     }
     rows = (png_bytep *)malloc(sizeof(png_bytep) * height);
     if (!rows) png_error(png, "out of memory");
-    for (uint32_t y = 0; y < height; y++) rows[y] = out + (size_t)y * width * 3;
+    for (uint32_t y = 0; y < height; y++) rows[y] = out + (size_t)y * width * channels;
     png_read_image(png, rows);
     png_read_end(png, NULL);
     free(rows);
@@ -128,43 +139,14 @@ int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32
     return EFF_OK;
 }
 
+int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
+                        uint8_t *out, char *err, size_t err_len) {
+    return decode_png(data, size, width, height, 0, out, err, err_len);
+}
+
 int eff_png_decode_indexed(const uint8_t *data, size_t size, uint32_t width, uint32_t height,
                            uint8_t *out, char *err, size_t err_len) {
-    png_reader_state st = {data, size, 0, err, err_len};
-    png_structp png = NULL;
-    png_infop info = NULL;
-    png_bytep *volatile rows = NULL;
-    int status = begin_read(&st, &png, &info);
-    if (status != EFF_OK) return status;
-    if (setjmp(png_jmpbuf(png))) {
-        free(rows);
-        png_destroy_read_struct(&png, &info, NULL);
-        return EFF_ERR_CORRUPT;
-    }
-    png_set_read_fn(png, &st, read_from_memory);
-    png_read_info(png, info);
-    if (png_get_image_width(png, info) != width || png_get_image_height(png, info) != height) {
-        set_err(err, err_len, "image size differs from its header");
-        png_destroy_read_struct(&png, &info, NULL);
-        return EFF_ERR_SIZE_CHANGED;
-    }
-    int color_type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    if (color_type == PNG_COLOR_TYPE_PALETTE) {
-        png_set_packing(png);   /* 1, 2, 4 bit indices -> one byte each, values kept */
-    } else if (!(color_type == PNG_COLOR_TYPE_GRAY && depth == 8)) {
-        png_error(png, "not a class mask: a mask is a palette PNG or an 8-bit gray PNG of class indices");
-    }
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != (size_t)width) png_error(png, "unexpected row layout of a mask");
-    rows = (png_bytep *)malloc(sizeof(png_bytep) * height);
-    if (!rows) png_error(png, "out of memory");
-    for (uint32_t y = 0; y < height; y++) rows[y] = out + (size_t)y * width;
-    png_read_image(png, rows);
-    png_read_end(png, NULL);
-    free(rows);
-    png_destroy_read_struct(&png, &info, NULL);
-    return EFF_OK;
+    return decode_png(data, size, width, height, 1, out, err, err_len);
 }
 
 typedef struct {

@@ -96,13 +96,7 @@ public enum ImageCodec {
     /// photo stored sideways comes out upright, as OpenCV and ultralytics read it) unless
     /// `applyingOrientation` is false (Pillow's `Image.open`, which ignores the tag).
     public static func decode(contentsOf path: String, maxPixels: Int = defaultMaxPixels, applyingOrientation: Bool = true) throws -> RGBImage {
-        if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        } catch {
-            throw ImageError(.unreadable, path, "cannot read the file (\(readFailureReason(path)))")
-        }
+        let data = try readFile(path)
         let image = try decode(data, source: path, maxPixels: maxPixels)
         return applyingOrientation ? image.oriented(orientation(of: data)) : image
     }
@@ -163,13 +157,7 @@ public enum ImageCodec {
 
     /// Reads a mask PNG (palette or 8-bit gray) as class indices; any other picture is refused.
     public static func decodeIndexed(contentsOf path: String, maxPixels: Int = defaultMaxPixels) throws -> IndexedMask {
-        if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        } catch {
-            throw ImageError(.unreadable, path, "cannot read the file (\(readFailureReason(path)))")
-        }
+        let data = try readFile(path)
         guard ImageFormat.sniff(data) == .png else { throw ImageError(.unknownFormat, path, "a mask must be a PNG (palette or 8-bit gray)") }
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> IndexedMask in
             let bytes = raw.bindMemory(to: UInt8.self)
@@ -253,6 +241,16 @@ public enum ImageCodec {
 
     private static func cString(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The bytes of the regular file at `path` (a FIFO or a folder is refused, never opened).
+    private static func readFile(_ path: String) throws -> Data {
+        if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw ImageError(.unreadable, path, "cannot read the file (\(readFailureReason(path)))")
+        }
     }
 
     private static func readFailureReason(_ path: String) -> String {

@@ -87,7 +87,7 @@ struct DetectCommand: ParsableCommand {
         let tiled = TiledDetector(detector: detector, tile: tile ?? 1024, overlap: overlap)
         let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation
         try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
-            if forceTiles || SegmentCommand.isLargeTIFF(picture.path) {
+            if forceTiles || LargePicture.isLargeTIFF(picture.path) {
                 return try Self.detectTiled(picture, tiled: tiled, fullPass: fullPass, postProcessing: postProcessing, wanted: wanted,
                                             run: run, output: explicitOutput, text: text, style: style, model: detectionConfig.name)
             }

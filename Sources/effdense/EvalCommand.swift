@@ -44,8 +44,19 @@ struct EvalCommand: ParsableCommand {
             return summary.failed
         }
 
-        /// Writes the report to --json (a file written whole, or standard output).
-        func write(_ report: [String: Any], reads: [(path: String?, role: String)]) throws {
+        /// Before any work: the --json report and `outputs` land on none of the files read nor on
+        /// each other.
+        func checkOutputs(reads: [(path: String?, role: String)], outputs: [(path: String?, role: String)] = []) throws {
+            let paths = PathGuard()
+            for read in reads { if let path = read.path { paths.reads(path, as: read.role) } }
+            for output in outputs + [(json == "-" ? nil : json, "the --json report")] {
+                if let path = output.path { try paths.writes(path, as: output.role) }
+            }
+        }
+
+        /// Writes the report to --json (a file written whole, or standard output), checked by
+        /// `checkOutputs` first.
+        func write(_ report: [String: Any]) throws {
             guard let json else { return }
             var data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .withoutEscapingSlashes])
             data.append(UInt8(ascii: "\n"))
@@ -53,9 +64,6 @@ struct EvalCommand: ParsableCommand {
                 FileHandle.standardOutput.write(data)
                 return
             }
-            let paths = PathGuard()
-            for read in reads { if let path = read.path { paths.reads(path, as: read.role) } }
-            try paths.writes(json, as: "the --json report")
             try ImageCodec.writeFiles([(data, json)])
         }
     }
@@ -90,17 +98,16 @@ struct EvalCommand: ParsableCommand {
         func run() throws {
             common.runtime.apply()
             let truth = try COCOGroundTruth(contentsOf: annotations)
-            var reads: [(path: String?, role: String)] = detector.reads + [(annotations, "the --annotations file"), (results, "the --results file")]
+            let pictures = images.map { folder in truth.images.map { InputPicture(path: PathText.join(folder, $0.fileName), relativePath: $0.fileName) } } ?? []
+            try common.checkOutputs(reads: detector.reads + [(annotations, "the --annotations file"), (results, "the --results file")]
+                                        + pictures.map { ($0.path, "the annotated picture") },
+                                    outputs: [(saveResults, "the --save-results file")])
             let detections: [COCODetection]
             var imageIDs: [Int]?
             var left = 0
             if let results {
                 detections = try COCODetection.read(contentsOf: results, groundTruth: truth)
             } else {
-                let folder = images ?? "."
-                let pictures = truth.images.map { InputPicture(path: PathText.join(folder, $0.fileName), relativePath: $0.fileName) }
-                reads += pictures.map { ($0.path, "the annotated picture") }
-                if let saveResults { try Self.checkOutput(saveResults, as: "the --save-results file", reads: reads) }
                 let (model, config) = try detector.load()
                 let toCategory = try categoryMapping(classes: config.numClasses, truth: truth)
                 // effdet's validate.py: at most 100 a picture, scores from 0.001.
@@ -124,7 +131,6 @@ struct EvalCommand: ParsableCommand {
                 imageIDs = evaluated
             }
             if let saveResults {
-                try Self.checkOutput(saveResults, as: "the --save-results file", reads: reads)
                 try ImageCodec.writeFiles([(try COCODetection.resultsJSON(detections), saveResults)])
             }
             let evaluation = COCOEvaluation(groundTruth: truth, detections: detections, imageIDs: imageIDs)
@@ -138,7 +144,7 @@ struct EvalCommand: ParsableCommand {
                 "annotations": annotations, "images_evaluated": evaluation.imageIDs.count, "detections": detections.count,
                 "pictures_left_out": left, "stats": Dictionary(uniqueKeysWithValues: zip(names, evaluation.stats)), "stats_list": evaluation.stats,
                 "per_category": evaluation.perCategoryAP.map { ["category_id": $0.categoryID, "name": $0.name, "ap": $0.ap] as [String: Any] },
-            ], reads: reads)
+            ])
             if left > 0 { throw PicturesLeftOut(count: left) }
         }
 
@@ -158,12 +164,6 @@ struct EvalCommand: ParsableCommand {
             default:
                 throw ValidationError("the model's \(classes) classes match neither the category ids (1...\(maximum)) nor the \(sorted.count) categories: pass --category-map ids or order")
             }
-        }
-
-        static func checkOutput(_ path: String, as role: String, reads: [(path: String?, role: String)]) throws {
-            let paths = PathGuard()
-            for read in reads { if let file = read.path { paths.reads(file, as: read.role) } }
-            try paths.writes(path, as: role)
         }
 
         static func table(_ evaluation: COCOEvaluation) -> String {
@@ -213,6 +213,7 @@ struct EvalCommand: ParsableCommand {
                 pictures = pictures.filter { !stems.contains(PathText.deletingExtension(PathText.lastComponent($0.path)) + ".mask.png") }
             }
             guard !pictures.isEmpty else { throw ValidationError("no pictures found in \(source)") }
+            try common.checkOutputs(reads: segmenter.reads + pictures.map { ($0.path, "a picture scored") })
             let model = images == nil ? nil : try segmenter.load()
             let classes = segmenter.numClasses ?? model?.network.numClasses ?? 1
             var metrics = SegmentationMetrics(classCount: classes, ignoreIndex: ignoreIndex >= 0 ? ignoreIndex : nil)
@@ -257,7 +258,7 @@ struct EvalCommand: ParsableCommand {
                 "miou": metrics.meanIoU, "pixel_accuracy": metrics.pixelAccuracy, "smp_macro_iou": metrics.smpMacroIoU,
                 "per_class": iou.enumerated().map { ["class_index": $0.offset, "label": labels[$0.offset], "iou": $0.element ?? NSNull()] as [String: Any] },
                 "confusion": metrics.confusion, "ignored_pixels": metrics.ignoredPixels,
-            ], reads: segmenter.reads + [(masks, "the --masks folder")])
+            ])
             if left > 0 { throw PicturesLeftOut(count: left) }
         }
     }

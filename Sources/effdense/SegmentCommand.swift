@@ -61,7 +61,7 @@ struct SegmentCommand: ParsableCommand {
         let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap)
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
         try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
-            if forceTiles || Self.isLargeTIFF(picture.path) {
+            if forceTiles || LargePicture.isLargeTIFF(picture.path) {
                 return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text)
             }
             let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation)

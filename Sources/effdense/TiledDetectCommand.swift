@@ -14,7 +14,7 @@ extension DetectCommand {
     static func detectTiled(_ picture: InputPicture, tiled: TiledDetector, fullPass: Bool, postProcessing: PostProcessing,
                             wanted: Set<Int>?, run: PictureRun, output: String?, text: TextRenderer?, style: AnnotationStyle,
                             model: String) throws -> PictureRecord {
-        let reader = SegmentCommand.isTIFF(picture.path) ? try TIFFRegionReader(contentsOf: picture.path) : nil
+        let reader = LargePicture.isTIFF(picture.path) ? try TIFFRegionReader(contentsOf: picture.path) : nil
         let decoded = reader.map { $0.width * $0.height <= ImageCodec.defaultMaxPixels } ?? true
             ? try ImageCodec.decode(contentsOf: picture.path) : nil
         guard let source: PixelSource = decoded.map({ PictureSource($0) }) ?? reader else {

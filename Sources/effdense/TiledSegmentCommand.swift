@@ -8,27 +8,12 @@ import Foundation
 /// region, segmented in tiles, the mask streamed into a tiled palette TIFF (or a PNG when -o
 /// names one and it fits the pixel limit), and, with --overlay, a downscaled overlay.
 extension SegmentCommand {
-    /// A TIFF too large to decode whole: segmented (or detected) in tiles even without --tile.
-    static func isLargeTIFF(_ path: String) -> Bool {
-        guard isTIFF(path), let reader = try? TIFFRegionReader(contentsOf: path) else { return false }
-        return reader.width * reader.height > ImageCodec.defaultMaxPixels
-    }
-
-    /// Whether `path` is a regular file starting with a TIFF signature (a FIFO or a device is
-    /// never opened here: opening a FIFO would wait for a writer).
-    static func isTIFF(_ path: String) -> Bool {
-        guard PathText.notARegularFile(path) == nil, let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        guard let head = try? handle.read(upToCount: 16) else { return false }
-        return ImageFormat.sniff(head) == .tiff
-    }
-
     /// The longer side of the overlay written in tiled mode.
     static let previewSide = 2048
 
     static func segmentTiled(_ picture: InputPicture, tiled: TiledSegmenter, run: PictureRun, output: String?,
                              overlay: String?, text: TextRenderer?) throws -> PictureRecord {
-        let source: PixelSource = isTIFF(picture.path)
+        let source: PixelSource = LargePicture.isTIFF(picture.path)
             ? try TIFFRegionReader(contentsOf: picture.path)
             : PictureSource(try ImageCodec.decode(contentsOf: picture.path))
         let (width, height) = (source.width, source.height)
