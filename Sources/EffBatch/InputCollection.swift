@@ -212,6 +212,23 @@ public struct InputCollector: Sendable {
 
     static func lastComponent(_ path: String) -> String { PathText.lastComponent(path) }
 
+    /// `--input-root`: each picture placed in the output tree (and in `--shard`'s hash) by its
+    /// path below `root`, however it was named — a folder, a pattern, a line of a list — so
+    /// separate processes given parts of a corpus as lists (Spark's `RDD.pipe`) name outputs
+    /// as one run over `root` does. A picture outside `root` is an error for the whole run.
+    public static func placing(_ pictures: [InputPicture], under root: String) throws -> [InputPicture] {
+        let base = canonical(root)
+        let prefix = base.hasSuffix("/") ? base : base + "/"
+        return try pictures.map { picture in
+            // The folder's symbolic links resolved, not the picture's own: a linked picture stays where it is named.
+            let path = PathText.join(canonical(PathText.parent(picture.path)), lastComponent(picture.path))
+            guard path.hasPrefix(prefix) else {
+                throw InputError(picture.path, "not inside --input-root \(root)")
+            }
+            return InputPicture(path: picture.path, relativePath: String(path.dropFirst(prefix.count)))
+        }
+    }
+
     /// `path` absolute, standardised, symbolic links resolved: one spelling per file.
     public static func canonical(_ path: String) -> String {
         URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
@@ -260,7 +277,10 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
 public struct OutputNaming: Sendable {
     private let bases: [InputPicture: String]
 
-    public init(_ pictures: [InputPicture], folder: String?) {
+    /// `stemsFromFolders` (`--input-root`): a picture also keeps its extension when its own
+    /// folder holds another picture of the same stem, given to this process or not — a rule
+    /// each of several processes sharing `folder` applies alike.
+    public init(_ pictures: [InputPicture], folder: String?, stemsFromFolders: Bool = false) {
         func base(_ picture: InputPicture, keepExtension: Bool) -> String {
             let relative = folder == nil ? InputCollector.lastComponent(picture.path) : picture.relativePath
             let stem = keepExtension ? relative : PathText.deletingExtension(relative)
@@ -269,9 +289,21 @@ public struct OutputNaming: Sendable {
         }
         var counts: [String: Int] = [:]
         for picture in pictures { counts[base(picture, keepExtension: false), default: 0] += 1 }
+        var stemsByFolder: [String: [String: Int]] = [:]
+        func picturesInFolder(sharingStemWith picture: InputPicture) -> Int {
+            let parent = PathText.parent(picture.path)
+            if stemsByFolder[parent] == nil {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.isEmpty ? "." : parent)) ?? []
+                var stems: [String: Int] = [:]
+                for name in names where !name.hasPrefix(".") && InputCollector.isPictureName(name) { stems[PathText.deletingExtension(name), default: 0] += 1 }
+                stemsByFolder[parent] = stems
+            }
+            return stemsByFolder[parent]?[PathText.deletingExtension(InputCollector.lastComponent(picture.path))] ?? 0
+        }
         var bases: [InputPicture: String] = [:], taken = Set<String>()
         for picture in pictures {
-            var name = base(picture, keepExtension: counts[base(picture, keepExtension: false), default: 0] > 1)
+            let shared = counts[base(picture, keepExtension: false), default: 0] > 1 || (stemsFromFolders && picturesInFolder(sharingStemWith: picture) > 1)
+            var name = base(picture, keepExtension: shared)
             if taken.contains(name) {
                 var n = 2
                 while taken.contains("\(name)-\(n)") { n += 1 }

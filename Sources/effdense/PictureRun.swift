@@ -18,6 +18,9 @@ struct BatchOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Process only shard I of N (0-based, e.g. 0/4): a stable share of the inputs chosen by path, so N processes cover them once.", valueName: "I/N"))
     var shard: String?
 
+    @Option(help: ArgumentHelp("Name outputs in --out-dir (and choose --shard's share) by each picture's path below DIR, however it was given, as a run over DIR does: for several processes given parts of one corpus as lists (Spark's RDD.pipe).", valueName: "DIR"))
+    var inputRoot: String?
+
     @Flag(help: "Skip pictures whose outputs already exist (and whose line is in --json FILE); keep the finished lines.")
     var resume = false
 
@@ -61,7 +64,7 @@ struct PictureRun {
         let collector = InputCollector(recursive: options.recursive, excludedSuffixes: ownSuffixes, excludedPaths: excluded,
                                        picturesByName: true)
         let collected = try collector.collectReportingSkipped(arguments: options.images, inputList: options.inputList)
-        let all = collected.pictures
+        let all = try options.inputRoot.map { try InputCollector.placing(collected.pictures, under: $0) } ?? collected.pictures
         guard !all.isEmpty else {
             throw ValidationError("no pictures found in \(options.images.joined(separator: " "))\(options.inputList.map { " or \($0)" } ?? "")")
         }
@@ -74,7 +77,7 @@ struct PictureRun {
         Self.reportSkipped(collected.skipped, reason: "not named as pictures")
         Self.reportSkipped(collected.unreadableNames, reason: "name not valid UTF-8")
 
-        naming = OutputNaming(all, folder: outDir)
+        naming = OutputNaming(all, folder: outDir, stemsFromFolders: options.inputRoot != nil)
         let shard = try options.shard.map(Shard.init(parsing:))
         pictures = shard.map { shard in all.filter(shard.contains) } ?? all
         if options.resume && (jsonPath == nil || jsonPath == "-") && outputSuffixes.isEmpty {

@@ -78,6 +78,39 @@ func makeTree(_ files: [String], contents: Data = Data([1, 2, 3])) throws -> URL
         #expect(beside.path(for: pictures[2], suffix: ".mask.png") == "in/sub/b.mask.png")
         #expect(beside.path(for: pictures[0], suffix: ".mask.png") == "in/a.jpg.mask.png")
     }
+
+    /// Spark's RDD.pipe gives each process a part of a corpus as a list of files. Named on its
+    /// own, a file sits at the top of the output tree, so `a/1.jpg` and `b/1.jpg` in two
+    /// processes both wrote `OUT/1.detections.png`, and `c/2.jpg` / `c/2.png` both wrote
+    /// `OUT/c/2…`. With `--input-root` each process names every picture as a run over the root does.
+    @Test func inputRootNamesPartsOfACorpusAsOneRunOverItDoes() throws {
+        let root = try makeTree(["a/1.jpg", "b/1.jpg", "c/2.jpg", "c/2.png", "c/3.jpg", "c/3.txt"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let whole = try InputCollector(recursive: true, picturesByName: true).collect(arguments: [root.path])
+        let wholeNaming = OutputNaming(whole, folder: "out")
+        let expected = whole.map { wholeNaming.path(for: $0, suffix: ".mask.png") }
+        #expect(expected == ["out/a/1.mask.png", "out/b/1.mask.png", "out/c/2.jpg.mask.png", "out/c/2.png.mask.png", "out/c/3.mask.png"])
+        // Each picture alone, as one process among several would get it (spelled differently, too).
+        let spellings = ["\(root.path)/a/1.jpg", "\(root.path)/b/../b/1.jpg", "\(root.path)/c/2.jpg", "\(root.path)//c/2.png", "\(root.path)/c/3.jpg"]
+        for (spelling, wanted) in zip(spellings, expected) {
+            let listed = try InputCollector().collect(arguments: [spelling])
+            let alone = OutputNaming(listed, folder: "out")
+            let placed = try InputCollector.placing(listed, under: root.path + "/")
+            let rooted = OutputNaming(placed, folder: "out", stemsFromFolders: true)
+            #expect(rooted.path(for: placed[0], suffix: ".mask.png") == wanted)
+            #expect(placed[0].path == spelling, "the picture keeps the spelling it was given (the JSON's image)")
+            if spelling.hasSuffix("/a/1.jpg") { #expect(alone.path(for: listed[0], suffix: ".mask.png") == "out/1.mask.png") }
+        }
+        // The shard share is the one a run over the root chooses.
+        let shard = try Shard(parsing: "1/3")
+        let placedWhole = try InputCollector.placing(whole, under: root.path)
+        #expect(placedWhole.map(shard.contains) == whole.map(shard.contains))
+        // A picture outside the root is refused, naming it.
+        let outside = try InputCollector().collect(arguments: ["/tmp/elsewhere.jpg"])
+        #expect(throws: InputError("/tmp/elsewhere.jpg", "not inside --input-root \(root.path)")) {
+            try InputCollector.placing(outside, under: root.path)
+        }
+    }
 }
 
 @Suite struct JSONLinesOutputTests {

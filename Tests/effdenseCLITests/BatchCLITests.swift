@@ -1,3 +1,4 @@
+import EffCore
 import EffImage
 import Foundation
 import Testing
@@ -213,6 +214,42 @@ func readRecords(_ path: String) throws -> [[String: Any]] {
         #expect(union.count == whole.count, "shards overlap or miss pictures: \(shards.map(\.count))")
         #expect(Set(union) == Set(whole))
         #expect(shards.allSatisfy { !$0.isEmpty })
+    }
+
+    /// Spark's RDD.pipe: two processes, each given part of a corpus as a list, share one
+    /// --out-dir. With --input-root they write what one run over the corpus writes — `a/1` and
+    /// `b/1` apart, `c/2.jpg` and `c/2.png` keeping their extensions though no process sees both
+    /// (without it, both `1.png` landed on `OUT/1.mask.png`).
+    @Test func partsOfACorpusGivenAsListsNameOutputsAsOneRunOverIt() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let root = folder.appendingPathComponent("corpus").path
+        let chelsea = CLITests.packageRoot.appendingPathComponent("samples/chelsea.png").path
+        let coffee = CLITests.packageRoot.appendingPathComponent("samples/coffee.jpg").path
+        for (name, source) in [("a/1.png", chelsea), ("b/1.png", coffee), ("c/2.png", coffee), ("c/2.jpg", coffee)] {
+            try FileManager.default.createDirectory(atPath: PathText.parent("\(root)/\(name)"), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: source, toPath: "\(root)/\(name)")
+        }
+        let whole = folder.appendingPathComponent("whole").path, parts = folder.appendingPathComponent("parts").path
+        let all = try CLITests.run(["segment", root, "--recursive", "--weights", SegmentCLITests.weights, "--out-dir", whole, "--json", whole + ".jsonl"])
+        #expect(all.status == 0, "\(all.stderr)")
+        var lines: [String] = []
+        for (k, list) in [["a/1.png", "c/2.png"], ["b/1.png", "c/2.jpg"]].enumerated() {
+            let input = Data(list.map { "\(root)/\($0)\n" }.joined().utf8)
+            let part = try CLITests.run(["segment", "--input-list", "-", "--input-root", root, "--weights", SegmentCLITests.weights,
+                                         "--out-dir", parts, "--json", "-"], input: input)
+            #expect(part.status == 0, "part \(k): \(part.stderr)")
+            lines += part.stdout.split(separator: "\n").map(String.init)
+        }
+        let expected = ["a/1.mask.png", "b/1.mask.png", "c/2.jpg.mask.png", "c/2.png.mask.png"]
+        for name in expected {
+            #expect(FileManager.default.contentsEqual(atPath: "\(whole)/\(name)", andPath: "\(parts)/\(name)"), "\(name)")
+        }
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: parts).filter { $0.hasSuffix(".png") }.sorted() == expected)
+        let wholeLines = try String(contentsOfFile: whole + ".jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(Set(lines.map { $0.replacingOccurrences(of: parts, with: whole) }) == Set(wholeLines))
+        // A picture outside the root stops the run before any work, naming it.
+        CLITests.expectOneLineError(try CLITests.run(["segment", chelsea, "--input-root", root, "--weights", SegmentCLITests.weights]), naming: chelsea)
     }
 
     /// --input-list - reads paths from standard input; a glob in quotes is expanded by effdense.
