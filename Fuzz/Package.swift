@@ -12,6 +12,8 @@ let package = Package(
     targets: [
         // PNG and JPEG decoding (ImageCodec.decode), the bytes recognised by content.
         .executableTarget(name: "FuzzImage", dependencies: [.product(name: "EffImage", package: "effdense")]),
+        // Large TIFF / BigTIFF region reading (TIFFRegionReader): tiled, striped, pyramids.
+        .executableTarget(name: "FuzzTIFF", dependencies: [.product(name: "EffImage", package: "effdense")]),
         // Checkpoint readers (WeightStore): safetensors, torch.save zip, torch.save legacy + pickle.
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["FuzzSupport"]),
         // Structure-aware: pickles built from opcode sequences (shapes with zeros and huge

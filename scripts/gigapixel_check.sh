@@ -11,8 +11,12 @@ python=${PYTHON:-../refenv/bin/python}
 work=${WORK:-/tmp/effdense-gigapixel}
 mkdir -p "$work"
 [ -f "$work/big_$side.tif" ] || "$python" scripts/make_gigapixel.py "$work/big_$side.tif" "$side"
-swift build -c release --product effdense >/dev/null
-bin=.build/release/effdense
+# EFFDENSE_BIN: an effdense already built (else it is built here, release).
+bin=${EFFDENSE_BIN:-}
+if [ -z "$bin" ]; then
+    swift build -c release --product effdense >/dev/null
+    bin=.build/release/effdense
+fi
 weights=Tests/EffDenseTests/Fixtures/segmentation/deeplabv3plus_efficientnet_b0.pth
 "$bin" bench --model deeplabv3plus --size "$tile" --runs 5 --json > "$work/bench.json"
 rm -f "$work/run.jsonl"

@@ -33,6 +33,35 @@ try:
 except ImportError:
     print("tifffile not installed: the tiled TIFF fixtures are not remade")
 crop.convert("L").save(OUT / "chelsea_gray.tif")
+# What cannot be read as a stream of rows (pictures over the pixel limit): an interlaced PNG
+# and a progressive JPEG.
+def write_adam7_png(picture, path):
+    """An 8-bit RGB PNG with Adam7 interlacing (Pillow never writes one): the seven passes'
+    sub-pictures, each row with filter type 0, deflated together."""
+    import struct
+    import zlib
+    rgb = picture.convert("RGB")
+    width, height = rgb.size
+    pixels = rgb.tobytes()
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = bytearray()
+    for x0, y0, dx, dy in passes:
+        for y in range(y0, height, dy):
+            columns = range(x0, width, dx)
+            if len(columns) == 0:
+                continue
+            raw.append(0)
+            for x in columns:
+                raw += pixels[(y * width + x) * 3:(y * width + x) * 3 + 3]
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + chunk(b"IEND", b""))
+
+
+write_adam7_png(crop, OUT / "chelsea_interlaced.png")
+crop.save(OUT / "chelsea_progressive.jpg", progressive=True, quality=90)
 for path in sorted(OUT.iterdir()):
     if path.suffix in (".bmp", ".gif", ".webp", ".tif") and not path.name.startswith("fuzz_"):
         Image.open(path).convert("RGB").save(OUT / (path.name + ".expected.png"))

@@ -50,3 +50,22 @@ for i in range(count - 1):
     body += b"j" + struct.pack("<I", i) + b"j" + struct.pack("<I", i + 1) + b"a0"
 body += b"j" + struct.pack("<I", 0) + b"."
 (regressions / "list_chain_through_memo_legacy.pth").write_bytes(legacy_header + body)
+
+# TIFF seeds (the large-picture reader, Fuzz target "tiff"): every layout TIFFRegionReader takes,
+# small. Needs tifffile and imagecodecs (JPEG in TIFF).
+import tifffile
+
+tiffs = seeds / "tiff"
+tiffs.mkdir(parents=True, exist_ok=True)
+rgb = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype("uint8")
+tifffile.imwrite(tiffs / "striped.tif", rgb, photometric="rgb", rowsperstrip=8)
+tifffile.imwrite(tiffs / "striped_lzw.tif", rgb, photometric="rgb", rowsperstrip=8, compression="lzw")
+tifffile.imwrite(tiffs / "tiled_deflate.tif", rgb, photometric="rgb", tile=(16, 16), compression="zlib")
+tifffile.imwrite(tiffs / "tiled_jpeg.tif", rgb, photometric="rgb", tile=(16, 16), compression="jpeg")
+tifffile.imwrite(tiffs / "tiled_gray.tif", rgb[..., 0], photometric="minisblack", tile=(16, 16))
+tifffile.imwrite(tiffs / "bigtiff_tiled.tif", rgb, photometric="rgb", tile=(16, 16), bigtiff=True)
+tifffile.imwrite(tiffs / "planar_separate.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+tifffile.imwrite(tiffs / "rgb16.tif", rgb.astype("uint16") * 257, photometric="rgb", tile=(16, 16))
+with tifffile.TiffWriter(tiffs / "pyramid.tif") as pyramid:
+    pyramid.write(rgb, photometric="rgb", tile=(16, 16), subifds=1)
+    pyramid.write(rgb[::2, ::2], photometric="rgb", tile=(16, 16), subfiletype=1)

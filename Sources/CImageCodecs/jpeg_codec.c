@@ -2,6 +2,7 @@
 
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jpeglib.h>
@@ -159,6 +160,93 @@ int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     return EFF_OK;
+}
+
+/* ---- A JPEG read from its file row by row (pictures too large to decode whole). ---- */
+
+struct eff_jpeg_rows {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_error_state st;
+    struct jpeg_progress_mgr progress;
+    FILE *file;
+    JSAMPARRAY cmyk_row; /* NULL unless the JPEG is CMYK / YCCK */
+};
+
+eff_jpeg_rows *eff_jpeg_rows_open(const char *path, uint32_t *width, uint32_t *height, char *err, size_t err_len) {
+    eff_jpeg_rows *rows = (eff_jpeg_rows *)calloc(1, sizeof *rows);
+    if (!rows) {
+        if (err && err_len) snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    rows->file = fopen(path, "rb");
+    if (!rows->file) {
+        if (err && err_len) snprintf(err, err_len, "cannot open the file");
+        free(rows);
+        return NULL;
+    }
+    install_error_state(&rows->cinfo, &rows->st, err, err_len);
+    if (setjmp(rows->st.jump)) {
+        jpeg_destroy_decompress(&rows->cinfo);
+        fclose(rows->file);
+        free(rows);
+        return NULL;
+    }
+    jpeg_create_decompress(&rows->cinfo);
+    rows->cinfo.mem->max_memory_to_use = EFF_JPEG_MAX_MEMORY;
+    rows->progress.progress_monitor = limit_scans;
+    rows->cinfo.progress = &rows->progress;
+    jpeg_stdio_src(&rows->cinfo, rows->file);
+    jpeg_read_header(&rows->cinfo, TRUE);
+    if (rows->cinfo.progressive_mode) {
+        /* libjpeg keeps every coefficient of a progressive JPEG until its last scan. */
+        if (err && err_len) snprintf(err, err_len, "a progressive JPEG this large cannot be read row by row (save it as baseline JPEG, or as a tiled TIFF)");
+        longjmp(rows->st.jump, 1);
+    }
+    int cmyk = rows->cinfo.jpeg_color_space == JCS_CMYK || rows->cinfo.jpeg_color_space == JCS_YCCK;
+    rows->cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    rows->cinfo.dct_method = JDCT_ISLOW;
+    rows->cinfo.do_fancy_upsampling = TRUE;
+    jpeg_start_decompress(&rows->cinfo);
+    if (cmyk) {
+        rows->cmyk_row = (*rows->cinfo.mem->alloc_sarray)((j_common_ptr)&rows->cinfo, JPOOL_IMAGE, rows->cinfo.output_width * 4, 1);
+    }
+    *width = rows->cinfo.output_width;
+    *height = rows->cinfo.output_height;
+    return rows;
+}
+
+int eff_jpeg_rows_read(eff_jpeg_rows *rows, uint8_t *out, uint32_t count, char *err, size_t err_len) {
+    rows->st.err = err;
+    rows->st.err_len = err_len;
+    if (setjmp(rows->st.jump)) return EFF_ERR_CORRUPT;
+    uint32_t width = rows->cinfo.output_width;
+    for (uint32_t i = 0; i < count; i++) {
+        if (rows->cinfo.output_scanline >= rows->cinfo.output_height) {
+            if (err && err_len) snprintf(err, err_len, "no rows left");
+            return EFF_ERR_CORRUPT;
+        }
+        uint8_t *dst = out + (size_t)i * width * 3;
+        if (rows->cmyk_row) {
+            jpeg_read_scanlines(&rows->cinfo, rows->cmyk_row, 1);
+            const uint8_t *src = rows->cmyk_row[0];
+            for (uint32_t x = 0; x < width; x++) {
+                unsigned k = src[4 * x + 3];
+                dst[3 * x] = (uint8_t)((src[4 * x] * k + 127) / 255);
+                dst[3 * x + 1] = (uint8_t)((src[4 * x + 1] * k + 127) / 255);
+                dst[3 * x + 2] = (uint8_t)((src[4 * x + 2] * k + 127) / 255);
+            }
+        } else {
+            jpeg_read_scanlines(&rows->cinfo, &dst, 1);
+        }
+    }
+    return EFF_OK;
+}
+
+void eff_jpeg_rows_close(eff_jpeg_rows *rows) {
+    if (!rows) return;
+    jpeg_destroy_decompress(&rows->cinfo); /* abort, not finish: the rows need not all be read */
+    fclose(rows->file);
+    free(rows);
 }
 
 /* The EXIF orientation tag (0x0112) of IFD0 in an APP1 "Exif\0\0" payload; 1 when absent. */

@@ -2,6 +2,7 @@
 
 #include <png.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,17 @@ int eff_png_read_header(const uint8_t *data, size_t size, uint32_t *width, uint3
     return EFF_OK;
 }
 
+/* Any colour type and depth to 8-bit RGB. */
+static void set_rgb8_transforms(png_structp png, png_infop info) {
+    int color_type = png_get_color_type(png, info);
+    png_set_expand(png);    /* palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha */
+    png_set_strip_16(png);  /* 16 -> 8 bit (high byte, as PIL) */
+    png_set_strip_alpha(png);
+    if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
+        png_set_gray_to_rgb(png);
+    }
+}
+
 /* Decodes into `out`: RGB (3 bytes a pixel, any colour type converted) or, when `indexed`, one
    byte a pixel (a palette PNG's indices or an 8-bit gray PNG's values; other types refused). */
 static int decode_png(const uint8_t *data, size_t size, uint32_t width, uint32_t height, int indexed, uint8_t *out,
@@ -117,12 +129,7 @@ static int decode_png(const uint8_t *data, size_t size, uint32_t width, uint32_t
             png_error(png, "not a class mask: a mask is a palette PNG or an 8-bit gray PNG of class indices");
         }
     } else {
-        png_set_expand(png);    /* palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha */
-        png_set_strip_16(png);  /* 16 -> 8 bit (high byte, as PIL) */
-        png_set_strip_alpha(png);
-        if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
-            png_set_gray_to_rgb(png);
-        }
+        set_rgb8_transforms(png, info);
     }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -137,6 +144,84 @@ static int decode_png(const uint8_t *data, size_t size, uint32_t width, uint32_t
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
     return EFF_OK;
+}
+
+/* ---- A PNG read from its file row by row (pictures too large to decode whole). ---- */
+
+static void read_from_file(png_structp png, png_bytep out, png_size_t len) {
+    FILE *file = (FILE *)png_get_io_ptr(png);
+    if (fread(out, 1, len, file) != len) png_error(png, ferror(file) ? "read error" : "file is truncated");
+}
+
+struct eff_png_rows {
+    png_structp png;
+    png_infop info;
+    FILE *file;
+    png_reader_state st; /* only err / err_len are used (messages of the current call) */
+};
+
+eff_png_rows *eff_png_rows_open(const char *path, uint32_t *width, uint32_t *height, char *err, size_t err_len) {
+    eff_png_rows *rows = (eff_png_rows *)calloc(1, sizeof *rows);
+    if (!rows) {
+        set_err(err, err_len, "out of memory");
+        return NULL;
+    }
+    rows->st.err = err;
+    rows->st.err_len = err_len;
+    uint8_t signature[8];
+    rows->file = fopen(path, "rb");
+    if (!rows->file || fread(signature, 1, 8, rows->file) != 8 || png_sig_cmp(signature, 0, 8) != 0) {
+        set_err(err, err_len, rows->file ? "not a PNG file (bad signature)" : "cannot open the file");
+        if (rows->file) fclose(rows->file);
+        free(rows);
+        return NULL;
+    }
+    rows->st.data = signature;
+    rows->st.size = 8;
+    if (begin_read(&rows->st, &rows->png, &rows->info) != EFF_OK) {
+        fclose(rows->file);
+        free(rows);
+        return NULL;
+    }
+    if (setjmp(png_jmpbuf(rows->png))) {
+        png_destroy_read_struct(&rows->png, &rows->info, NULL);
+        fclose(rows->file);
+        free(rows);
+        return NULL;
+    }
+    rows->st.data = NULL;
+    png_set_read_fn(rows->png, rows->file, read_from_file);
+    png_set_sig_bytes(rows->png, 8);
+    png_read_info(rows->png, rows->info);
+    if (png_get_interlace_type(rows->png, rows->info) != PNG_INTERLACE_NONE) {
+        png_error(rows->png, "an interlaced PNG this large cannot be read row by row (save it without interlacing, or as a tiled TIFF)");
+    }
+    set_rgb8_transforms(rows->png, rows->info);
+    png_read_update_info(rows->png, rows->info);
+    *width = png_get_image_width(rows->png, rows->info);
+    *height = png_get_image_height(rows->png, rows->info);
+    if (png_get_rowbytes(rows->png, rows->info) != (size_t)*width * 3) {
+        png_error(rows->png, "unexpected row layout after conversion");
+    }
+    return rows;
+}
+
+int eff_png_rows_read(eff_png_rows *rows, uint8_t *out, uint32_t count, char *err, size_t err_len) {
+    rows->st.err = err;
+    rows->st.err_len = err_len;
+    uint32_t width = png_get_image_width(rows->png, rows->info);
+    if (setjmp(png_jmpbuf(rows->png))) return EFF_ERR_CORRUPT;
+    for (uint32_t i = 0; i < count; i++) {
+        png_read_row(rows->png, out + (size_t)i * width * 3, NULL);
+    }
+    return EFF_OK;
+}
+
+void eff_png_rows_close(eff_png_rows *rows) {
+    if (!rows) return;
+    png_destroy_read_struct(&rows->png, &rows->info, NULL);
+    fclose(rows->file);
+    free(rows);
 }
 
 int eff_png_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint32_t height,

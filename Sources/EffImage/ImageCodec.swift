@@ -109,6 +109,18 @@ public enum ImageCodec {
         }
     }
 
+    /// The picture size its header gives, from the file's first bytes (`head`, e.g. its first
+    /// MB); nil when they are not a picture's or do not hold the whole header.
+    public static func headerSize(_ head: Data) -> (width: Int, height: Int)? {
+        guard let format = ImageFormat.sniff(head) else { return nil }
+        return head.withUnsafeBytes { raw -> (width: Int, height: Int)? in
+            var width: UInt32 = 0, height: UInt32 = 0
+            var message = [CChar](repeating: 0, count: 256)
+            guard format.codec.readHeader(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &width, &height, &message, message.count) == EFF_OK else { return nil }
+            return (Int(width), Int(height))
+        }
+    }
+
     /// Decodes PNG, JPEG, BMP, GIF (first frame), WebP or TIFF bytes (recognised by content) to RGB. Pictures of more than
     /// `maxPixels` pixels are refused before their pixels are allocated.
     public static func decode(_ data: Data, source: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {

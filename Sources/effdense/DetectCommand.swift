@@ -48,7 +48,7 @@ struct DetectCommand: ParsableCommand {
     @Flag(help: "Draw boxes without their label tags.")
     var hideLabels = false
 
-    @Option(help: ArgumentHelp("Detect in tiles of N x N pixels (SAHI-style slices; automatic, N = 1024, for TIFFs over 100 megapixels), boxes merged across tiles.", valueName: "N"))
+    @Option(help: ArgumentHelp("Detect in tiles of N x N pixels (SAHI-style slices; automatic, N = 1024, for TIFFs, PNGs and JPEGs over 100 megapixels), boxes merged across tiles.", valueName: "N"))
     var tile: Int?
 
     @Option(help: "Pixels shared by neighbouring tiles (an object smaller than this is seen whole by one of them).")
@@ -87,7 +87,7 @@ struct DetectCommand: ParsableCommand {
         let tiled = TiledDetector(detector: detector, tile: tile ?? 1024, overlap: overlap)
         let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation
         try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
-            if forceTiles || LargePicture.isLargeTIFF(picture.path) {
+            if forceTiles || LargePicture.isLarge(picture.path) {
                 return try Self.detectTiled(picture, tiled: tiled, fullPass: fullPass, postProcessing: postProcessing, wanted: wanted,
                                             run: run, output: explicitOutput, text: text, style: style, model: detectionConfig.name)
             }

@@ -27,7 +27,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
     var json: String?
 
-    @Option(help: ArgumentHelp("Segment in tiles of N x N pixels, read region by region (automatic for TIFFs over 100 megapixels, tile 1024); the mask is written as IMG.mask.tif (a tiled palette TIFF) unless -o names a .png.", valueName: "N"))
+    @Option(help: ArgumentHelp("Segment in tiles of N x N pixels, read region by region (automatic for TIFFs, PNGs and JPEGs over 100 megapixels, tile 1024); the mask is written as IMG.mask.tif (a tiled palette TIFF) unless -o names a .png.", valueName: "N"))
     var tile: Int?
 
     @Option(help: "Pixels shared by neighbouring tiles; each pixel is decided by the tile it is most central in.")
@@ -61,7 +61,7 @@ struct SegmentCommand: ParsableCommand {
         let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap)
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
         try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
-            if forceTiles || LargePicture.isLargeTIFF(picture.path) {
+            if forceTiles || LargePicture.isLarge(picture.path) {
                 return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text)
             }
             let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation)

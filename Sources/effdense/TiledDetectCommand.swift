@@ -14,12 +14,7 @@ extension DetectCommand {
     static func detectTiled(_ picture: InputPicture, tiled: TiledDetector, fullPass: Bool, postProcessing: PostProcessing,
                             wanted: Set<Int>?, run: PictureRun, output: String?, text: TextRenderer?, style: AnnotationStyle,
                             model: String) throws -> PictureRecord {
-        let reader = LargePicture.isTIFF(picture.path) ? try TIFFRegionReader(contentsOf: picture.path) : nil
-        let decoded = reader.map { $0.width * $0.height <= ImageCodec.defaultMaxPixels } ?? true
-            ? try ImageCodec.decode(contentsOf: picture.path) : nil
-        guard let source: PixelSource = decoded.map({ PictureSource($0) }) ?? reader else {
-            throw ImageError(.unreadable, picture.path, "cannot read the picture")
-        }
+        let (source, decoded) = try LargePicture.source(picture.path)
         let columns = TileAxis(length: source.width, tile: tiled.tile, overlap: tiled.overlap)
         let rows = TileAxis(length: source.height, tile: tiled.tile, overlap: tiled.overlap)
         let bar = EffBatch.ProgressBar(total: columns.starts.count * rows.starts.count, unit: "tiles")

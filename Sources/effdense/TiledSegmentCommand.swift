@@ -13,9 +13,7 @@ extension SegmentCommand {
 
     static func segmentTiled(_ picture: InputPicture, tiled: TiledSegmenter, run: PictureRun, output: String?,
                              overlay: String?, text: TextRenderer?) throws -> PictureRecord {
-        let source: PixelSource = LargePicture.isTIFF(picture.path)
-            ? try TIFFRegionReader(contentsOf: picture.path)
-            : PictureSource(try ImageCodec.decode(contentsOf: picture.path))
+        let source = try LargePicture.source(picture.path, wholeTIFFs: true).source
         let (width, height) = (source.width, source.height)
         let target = try run.outputPath(picture, suffix: ".mask.tif", explicit: output)
         let asPNG = target.lowercased().hasSuffix(".png")

@@ -65,6 +65,18 @@ int eff_tiff_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
 
 void eff_free(void *p);
 
+/* PNG and JPEG pictures too large to decode whole, read from their files top to bottom as 8-bit
+   RGB rows (width*3 bytes each). Interlaced PNGs and progressive JPEGs cannot be read so and are
+   refused at open. After a read error the reader may only be closed. */
+typedef struct eff_png_rows eff_png_rows;
+eff_png_rows *eff_png_rows_open(const char *path, uint32_t *width, uint32_t *height, char *err, size_t err_len);
+int eff_png_rows_read(eff_png_rows *rows, uint8_t *out, uint32_t count, char *err, size_t err_len);
+void eff_png_rows_close(eff_png_rows *rows);
+typedef struct eff_jpeg_rows eff_jpeg_rows;
+eff_jpeg_rows *eff_jpeg_rows_open(const char *path, uint32_t *width, uint32_t *height, char *err, size_t err_len);
+int eff_jpeg_rows_read(eff_jpeg_rows *rows, uint8_t *out, uint32_t count, char *err, size_t err_len);
+void eff_jpeg_rows_close(eff_jpeg_rows *rows);
+
 /* Large TIFFs read region by region: the pyramid's full-resolution directory, tiles or strips
    decoded as a region needs them (one cached). Strips over 256 MB are refused. */
 typedef struct eff_tiff_reader eff_tiff_reader;

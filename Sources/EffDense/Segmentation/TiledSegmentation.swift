@@ -11,6 +11,7 @@ public protocol PixelSource: Sendable {
 }
 
 extension TIFFRegionReader: PixelSource {}
+extension StreamedPicture: PixelSource {}
 
 /// A decoded picture as a pixel source.
 public struct PictureSource: PixelSource {
@@ -74,20 +75,35 @@ public struct TiledSegmenter: Sendable {
 
     /// One band's result: the mask of rows `rows` (width x rows.count class indices, top to
     /// bottom).
-    public struct Band {
+    public struct Band: Sendable {
         public let rows: Range<Int>
         public let mask: [UInt8]
     }
 
     /// Segments `source` band by band (one row of tiles), top to bottom, handing each band's
-    /// mask to `deliver`. Each tile is read from the source on its own (a band of a wide picture
-    /// is never held whole); `tileDone(x, y, pixels, owned columns, owned rows)` sees each tile
-    /// as it finishes, on its worker's thread. Returns the pixel count per class.
+    /// mask to `deliver`, in order, on a thread of its own while the next band's tiles are
+    /// segmented (write behind: the cores never wait for the mask file's compression). Each tile
+    /// is read from the source on its own (a band of a wide picture is never held whole);
+    /// `tileDone(x, y, pixels, owned columns, owned rows)` sees each tile as it finishes, on its
+    /// worker's thread. Returns the pixel count per class.
     public func segment(_ source: PixelSource, deliver: (Band) throws -> Void,
                         tileDone: @escaping @Sendable (_ x: Int, _ y: Int, _ pixels: RGBImage, _ columns: Range<Int>, _ rows: Range<Int>) -> Void = { _, _, _, _, _ in }) throws -> [Int] {
+        try withoutActuallyEscaping(deliver) { deliver in
+            // At most one band is delivered while the next is segmented; every delivery ends
+            // before this returns, so `deliver` does not outlive the call.
+            let behind = WriteBehind(deliver)
+            defer { behind.finish() }
+            try segmentBands(source, tileDone: tileDone) { band in try behind.deliver(band) }
+            behind.finish()
+            if let error = behind.error { throw error }
+            return behind.histogram
+        }
+    }
+
+    private func segmentBands(_ source: PixelSource, tileDone: @escaping @Sendable (_ x: Int, _ y: Int, _ pixels: RGBImage, _ columns: Range<Int>, _ rows: Range<Int>) -> Void,
+                              deliver: (Band) throws -> Void) throws {
         let columns = TileAxis(length: source.width, tile: tile, overlap: overlap)
         let rowsAxis = TileAxis(length: source.height, tile: tile, overlap: overlap)
-        var histogram = [Int](repeating: 0, count: 256)
         for (j, top) in rowsAxis.starts.enumerated() {
             let owned = rowsAxis.owned[j]
             var mask = [UInt8](repeating: 0, count: source.width * owned.count)
@@ -109,10 +125,8 @@ public struct TiledSegmenter: Sendable {
                     tileDone(left, top, piece, cols, owned)
                 }
             }
-            for value in mask { histogram[Int(value)] += 1 }
             try deliver(Band(rows: owned, mask: mask))
         }
-        return histogram
     }
 
     /// Runs `body(0..<count)` on `concurrentTiles` threads, each kernel call with its share of
@@ -133,6 +147,35 @@ public struct TiledSegmenter: Sendable {
         }
         if let error = state.error { throw error }
     }
+}
+
+/// Delivers bands on a serial queue, one at a time and in order, while the caller goes on; counts
+/// the classes; remembers the first failure (later bands are then dropped).
+private final class WriteBehind: @unchecked Sendable {
+    private let body: (TiledSegmenter.Band) throws -> Void
+    private let queue = DispatchQueue(label: "effdense.tiled.write-behind")
+    private let group = DispatchGroup()
+    private(set) var histogram = [Int](repeating: 0, count: 256)
+    private(set) var error: Error?
+
+    init(_ body: @escaping (TiledSegmenter.Band) throws -> Void) { self.body = body }
+
+    /// Waits for the band before, then hands `band` over; throws the failure of an earlier one.
+    func deliver(_ band: TiledSegmenter.Band) throws {
+        group.wait()
+        if let error { throw error }
+        queue.async(group: group) { [self] in
+            do {
+                for value in band.mask { histogram[Int(value)] += 1 }
+                try body(band)
+            } catch {
+                self.error = error
+            }
+        }
+    }
+
+    /// Waits for the last band.
+    func finish() { group.wait() }
 }
 
 /// Hands out tile indices to the workers; remembers the first failure.
