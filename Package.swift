@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CSTB", pkgConfig: "stb", providers: [.apt(["libstb-dev"])]),
         .systemLibrary(name: "CWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        // Whole-slide images in vendor formats (Aperio SVS, Hamamatsu NDPI, MRXS...), read region by region.
+        .systemLibrary(name: "COpenSlide", pkgConfig: "openslide", providers: [.apt(["libopenslide-dev"])]),
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG", "CSTB", "CWebP", "CTIFF"]),
 
@@ -39,7 +41,7 @@ let package = Package(
         // Process-level C: the temporary files in flight, removed by SIGINT / SIGTERM handlers.
         .target(name: "CProcessShim"),
         .target(name: "EffCore", dependencies: ["CBLAS", "CKernels", "CProcessShim"]),
-        .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs", "CFreeType"]),
+        .target(name: "EffImage", dependencies: ["EffCore", "CImageCodecs", "CFreeType", "COpenSlide"]),
         .target(
             name: "EffWeights",
             dependencies: [

@@ -30,6 +30,14 @@ try:
     wide = Image.open(ROOT / "samples/chelsea.png").convert("RGB").crop((100, 60, 170, 105))
     tifffile.imwrite(OUT / "chelsea_tiled.tif", np.asarray(wide), tile=(16, 16), compression="zlib", photometric="rgb")
     tifffile.imwrite(OUT / "chelsea_tiled_gray.tif", np.asarray(wide.convert("L")), tile=(16, 16), compression="lzw")
+    # A whole slide as Aperio's scanners write it (OpenSlide reads it as "aperio"): tiled level 0
+    # with Aperio's ImageDescription, then a half-size level; and a copy cut short.
+    slide = Image.open(ROOT / "samples/coffee.jpg").convert("RGB").crop((20, 30, 320, 230))
+    aperio = "Aperio Image Library v12.0.15 \r\n{0}x{1} [0,0 {0}x{1}] (64x64) deflate|AppMag = 20|MPP = 0.4990"
+    with tifffile.TiffWriter(OUT / "slide_aperio.svs") as svs:
+        svs.write(np.asarray(slide), tile=(64, 64), photometric="rgb", compression="zlib", metadata=None, description=aperio.format(300, 200))
+        svs.write(np.asarray(slide.resize((150, 100))), tile=(64, 64), photometric="rgb", compression="zlib", metadata=None, description=aperio.format(150, 100))
+    slide.save(OUT / "slide_aperio.svs.expected.png")
 except ImportError:
     print("tifffile not installed: the tiled TIFF fixtures are not remade")
 crop.convert("L").save(OUT / "chelsea_gray.tif")

@@ -90,7 +90,9 @@ public struct InputCollector: Sendable {
     /// Picture file name extensions (ultralytics' IMG_FORMATS): with `picturesByName`, the only
     /// files taken from folders and patterns. Formats effdense cannot decode are still taken,
     /// so they are reported rather than passed over.
-    public static let pictureExtensions: Set<String> = ["bmp", "dng", "jpeg", "jpg", "jpe", "jfif", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic", "gif"]
+    public static let pictureExtensions: Set<String> = ["bmp", "dng", "jpeg", "jpg", "jpe", "jfif", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic", "gif",
+                                                        // Whole-slide images (OpenSlide's formats).
+                                                        "svs", "ndpi", "mrxs", "scn", "bif", "vms", "svslide"]
 
     /// Whether a file name ends in a picture extension (any case).
     public static func isPictureName(_ name: String) -> Bool {

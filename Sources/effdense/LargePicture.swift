@@ -3,12 +3,16 @@ import EffDense
 import EffImage
 import Foundation
 
-/// Which pictures are read region by region (segment and detect in tiles), and how.
+/// Which pictures are read region by region (segment and detect in tiles), and how: whole-slide
+/// images of vendor formats through OpenSlide, TIFFs through libtiff, large PNGs and JPEGs as
+/// streams of rows.
 enum LargePicture {
     /// A picture too large to decode whole (over the pixel limit), so segmented or detected in
-    /// tiles even without --tile: a TIFF, or a PNG or JPEG (read as a stream of rows).
+    /// tiles even without --tile: a whole-slide image of a vendor format (always), a TIFF, or a
+    /// PNG or JPEG (read as a stream of rows).
     static func isLarge(_ path: String) -> Bool {
         guard let head = head(of: path, count: 1 << 20) else { return false }
+        if WholeSlideReader.vendor(of: path) != nil { return true }
         switch ImageFormat.sniff(head) {
         case .tiff:
             guard let reader = try? TIFFRegionReader(contentsOf: path) else { return false }
@@ -26,6 +30,9 @@ enum LargePicture {
     /// PNG or JPEG as a stream of rows. `wholeTIFFs`: read a TIFF region by region even when it
     /// would fit.
     static func source(_ path: String, wholeTIFFs: Bool = false) throws -> (source: PixelSource, decoded: RGBImage?) {
+        if WholeSlideReader.vendor(of: path) != nil {
+            return (try WholeSlideReader(contentsOf: path), nil)
+        }
         if isTIFF(path) {
             let reader = try TIFFRegionReader(contentsOf: path)
             if wholeTIFFs || reader.width * reader.height > ImageCodec.defaultMaxPixels { return (reader, nil) }

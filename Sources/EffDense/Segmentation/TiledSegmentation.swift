@@ -12,6 +12,7 @@ public protocol PixelSource: Sendable {
 
 extension TIFFRegionReader: PixelSource {}
 extension StreamedPicture: PixelSource {}
+extension WholeSlideReader: PixelSource {}
 
 /// A decoded picture as a pixel source.
 public struct PictureSource: PixelSource {
