@@ -142,8 +142,10 @@ struct PictureRun {
     }
 
     /// `run` for a command that reads each picture itself (a large TIFF region by region);
-    /// `atOnce` overrides the pictures worked on at once.
-    func runEach(atOnce requested: Int? = nil, _ process: @escaping (InputPicture) throws -> PictureRecord) throws {
+    /// `atOnce` overrides the pictures worked on at once; `suffixes` names the files `--resume`
+    /// looks for when they depend on the picture (default: `outputSuffixes`).
+    func runEach(atOnce requested: Int? = nil, suffixes: ((InputPicture) -> [String])? = nil,
+                 _ process: @escaping (InputPicture) throws -> PictureRecord) throws {
         let single = isSinglePicture
         let json = self.json
         // Done: the picture's result line (when the JSON goes to a file) and every file the
@@ -151,7 +153,7 @@ struct PictureRun {
         let todo = pictures.filter { picture in
             !(options.resume
                 && (json.destination == nil || json.toStandardOutput || json.hasResult(for: picture.path))
-                && outputSuffixes.allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) })
+                && (suffixes?(picture) ?? outputSuffixes).allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) })
         }
         try json.startResuming(redoing: Set(todo.map { InputCollector.canonical($0.path) }))
         let threads = Threading.threadCount

@@ -60,7 +60,9 @@ struct SegmentCommand: ParsableCommand {
         tileSegmenter.longerSide = nil
         let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap)
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
-        try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
+        // A picture too large to decode whole is segmented in tiles into IMG.mask.tif.
+        let maskSuffix = { (picture: InputPicture) in [forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"] }
+        try run.runEach(atOnce: forceTiles ? 1 : nil, suffixes: maskSuffix) { picture in
             if forceTiles || LargePicture.isLarge(picture.path) {
                 return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text)
             }
