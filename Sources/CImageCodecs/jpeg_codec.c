@@ -87,6 +87,16 @@ static int check_signature(const uint8_t *data, size_t size, char *err, size_t e
     return EFF_OK;
 }
 
+/* Adobe CMYK JPEGs store inverted values: R = C*K/255 on the stored bytes. */
+static void cmyk_to_rgb(const uint8_t *src, uint8_t *dst, uint32_t width) {
+    for (uint32_t x = 0; x < width; x++) {
+        unsigned k = src[4 * x + 3];
+        dst[3 * x] = (uint8_t)((src[4 * x] * k + 127) / 255);
+        dst[3 * x + 1] = (uint8_t)((src[4 * x + 1] * k + 127) / 255);
+        dst[3 * x + 2] = (uint8_t)((src[4 * x + 2] * k + 127) / 255);
+    }
+}
+
 int eff_jpeg_read_header(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height,
                          char *err, size_t err_len) {
     if (check_signature(data, size, err, err_len) != EFF_OK) return EFF_ERR_CORRUPT;
@@ -137,19 +147,11 @@ int eff_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint32_t width, uint3
     cinfo.do_fancy_upsampling = TRUE;
     jpeg_start_decompress(&cinfo);
     if (cmyk) {
-        /* Adobe CMYK JPEGs store inverted values: R = C*K/255 on the stored bytes. */
         JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, width * 4, 1);
         while (cinfo.output_scanline < cinfo.output_height) {
             size_t y = cinfo.output_scanline;
             jpeg_read_scanlines(&cinfo, row, 1);
-            uint8_t *dst = out + y * width * 3;
-            const uint8_t *src = row[0];
-            for (uint32_t x = 0; x < width; x++) {
-                unsigned k = src[4 * x + 3];
-                dst[3 * x] = (uint8_t)((src[4 * x] * k + 127) / 255);
-                dst[3 * x + 1] = (uint8_t)((src[4 * x + 1] * k + 127) / 255);
-                dst[3 * x + 2] = (uint8_t)((src[4 * x + 2] * k + 127) / 255);
-            }
+            cmyk_to_rgb(row[0], out + y * width * 3, width);
         }
     } else {
         while (cinfo.output_scanline < cinfo.output_height) {
@@ -228,13 +230,7 @@ int eff_jpeg_rows_read(eff_jpeg_rows *rows, uint8_t *out, uint32_t count, char *
         uint8_t *dst = out + (size_t)i * width * 3;
         if (rows->cmyk_row) {
             jpeg_read_scanlines(&rows->cinfo, rows->cmyk_row, 1);
-            const uint8_t *src = rows->cmyk_row[0];
-            for (uint32_t x = 0; x < width; x++) {
-                unsigned k = src[4 * x + 3];
-                dst[3 * x] = (uint8_t)((src[4 * x] * k + 127) / 255);
-                dst[3 * x + 1] = (uint8_t)((src[4 * x + 1] * k + 127) / 255);
-                dst[3 * x + 2] = (uint8_t)((src[4 * x + 2] * k + 127) / 255);
-            }
+            cmyk_to_rgb(rows->cmyk_row[0], dst, width);
         } else {
             jpeg_read_scanlines(&rows->cinfo, &dst, 1);
         }
