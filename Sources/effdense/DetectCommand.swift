@@ -84,7 +84,8 @@ struct DetectCommand: ParsableCommand {
         let text = noImages ? nil : try TextRenderer()
         let style = AnnotationStyle(lineWidth: lineWidth, showLabels: !hideLabels)
         let explicitOutput = self.output
-        let tiled = TiledDetector(detector: detector, tile: tile ?? 1024, overlap: overlap)
+        let tiled = TiledDetector(detector: detector, tile: tile ?? 1024, overlap: overlap,
+                                  concurrentTiles: inputs.batchSize ?? min(Threading.threadCount, 4))
         let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation
         try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
             if forceTiles || LargePicture.isLarge(picture.path) {

@@ -27,7 +27,7 @@ struct BatchOptions: ParsableArguments {
     @Flag(help: "Ignore the EXIF orientation of JPEGs (as Pillow's Image.open does); by default a photo stored turned is read upright, as OpenCV and ultralytics read it.")
     var ignoreOrientation = false
 
-    @Option(help: ArgumentHelp("Pictures worked on at once, each on its own thread from decoding to writing, the kernels' threads shared between them (default: threads, at most 4; 1: one picture at a time on all threads).", valueName: "N"))
+    @Option(help: ArgumentHelp("Pictures worked on at once, each on its own thread from decoding to writing, the kernels' threads shared between them (default: threads, at most 4; 1: one picture at a time on all threads); in tiled mode, tiles at once.", valueName: "N"))
     var batchSize: Int?
 
     func validate() throws {

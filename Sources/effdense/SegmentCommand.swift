@@ -58,7 +58,8 @@ struct SegmentCommand: ParsableCommand {
         // Tiles are segmented at their own size (--size resizes whole pictures only).
         var tileSegmenter = segmenter
         tileSegmenter.longerSide = nil
-        let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap)
+        let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap,
+                                   concurrentTiles: inputs.batchSize ?? min(Threading.threadCount, 4))
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
         // A picture too large to decode whole is segmented in tiles into IMG.mask.tif.
         let maskSuffix = { (picture: InputPicture) in [forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"] }
