@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,6 +63,8 @@ void eff_install_interrupt_cleanup(void) {
         sigaction(signals[i], &action, NULL);
     }
 }
+
+void eff_line_buffered_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
 long eff_heap_free_bytes(void) {
 #if defined(__GLIBC__)

@@ -17,6 +17,8 @@ struct EffDenseCommand: ParsableCommand {
         // An interrupt or a termination leaves no half-written file; running out of memory in a
         // tensor allocation ends like any other failure, with one line and status 1.
         AtomicFile.installInterruptCleanup()
+        // A picture's line goes out when printed, also into a batch job's log.
+        StandardOutput.flushEveryLine()
         TensorMemory.allocationFailure = { bytes in
             AtomicFile.removeFilesInFlight()
             fail("out of memory: could not allocate \(MemoryShortage.text(bytes)) for a tensor (a smaller --size, fewer --batch-size pictures at once, or more memory would do)")

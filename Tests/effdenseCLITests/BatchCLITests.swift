@@ -252,6 +252,31 @@ func readRecords(_ path: String) throws -> [[String: Any]] {
         CLITests.expectOneLineError(try CLITests.run(["segment", chelsea, "--input-root", root, "--weights", SegmentCLITests.weights]), naming: chelsea)
     }
 
+    /// A batch job's log (Slurm's --output): standard output and error opened apart on one file,
+    /// appending. Each picture's line must be there when printed, so the summary on standard
+    /// error comes last; with standard output buffered into a file it came first, or landed
+    /// inside a half-flushed line.
+    @Test func picturesLinesReachALogFileBeforeTheSummary() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let log = folder.appendingPathComponent("job.log").path
+        try Data().write(to: URL(fileURLWithPath: log))
+        let out = try #require(FileHandle(forWritingAtPath: log)), err = try #require(FileHandle(forWritingAtPath: log))
+        for handle in [out, err] { _ = fcntl(handle.fileDescriptor, F_SETFL, O_APPEND) }
+        let process = Process()
+        process.executableURL = CLITests.binary
+        process.arguments = ["classify", "samples/coffee.jpg", "samples/chelsea.png", "samples/rocket.jpg", "--weights", CLITests.realLite0]
+        process.currentDirectoryURL = CLITests.packageRoot
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(process.terminationStatus == 0)
+        #expect(lines.last?.hasPrefix("effdense: 3 pictures: 3 done") == true, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("samples/") }.count >= 3 && lines.dropLast().allSatisfy { !$0.contains("effdense:") }, "\(lines)")
+    }
+
     /// --input-list - reads paths from standard input; a glob in quotes is expanded by effdense.
     @Test func inputListFromStandardInputAndQuotedGlobs() throws {
         let listed = try CLITests.run(["classify", "--input-list", "-", "--weights", CLITests.realLite0, "--json", "-"],

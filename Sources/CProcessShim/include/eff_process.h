@@ -15,6 +15,9 @@ void eff_partial_remove_all(void);
 /// the process by the same signal (so the shell sees 130 / 143 / 129).
 void eff_install_interrupt_cleanup(void);
 
+/// Makes standard output line-buffered, also when it is a file or a pipe.
+void eff_line_buffered_stdout(void);
+
 /// Bytes malloc holds freed, ready for reuse by this process (glibc mallinfo2's fordblks).
 long eff_heap_free_bytes(void);
 
