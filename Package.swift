@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "effdense",
             dependencies: [
-                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch", "EffEval",
+                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch", "EffEval", "CZlibShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

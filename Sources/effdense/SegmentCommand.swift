@@ -61,11 +61,17 @@ struct SegmentCommand: ParsableCommand {
         let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap,
                                    concurrentTiles: inputs.batchSize ?? min(Threading.threadCount, 4))
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
+        // The model's files as they are now: a resumed tiled run continues only with the same ones.
+        let modelIdentity = self.segmenter.reads.compactMap(\.path).map { path -> String in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(InputCollector.canonical(path)) \((attributes?[.size] as? Int) ?? -1) \(modified)"
+        }.joined(separator: ", ") + " | \(self.segmenter.identityFlags)"
         // A picture too large to decode whole is segmented in tiles into IMG.mask.tif.
         let maskSuffix = { (picture: InputPicture) in [forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"] }
         try run.runEach(atOnce: forceTiles ? 1 : nil, suffixes: maskSuffix) { picture in
             if forceTiles || LargePicture.isLarge(picture.path) {
-                return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text)
+                return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text, model: modelIdentity)
             }
             let image = try ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation)
             let mask: SegmentationMask
@@ -184,6 +190,11 @@ struct SegmenterOptions: ParsableArguments {
         if let size, !(16...10000).contains(size) { throw ValidationError("--size must be within 16...10000, found \(size)") }
         if let numClasses, !(1...256).contains(numClasses) { throw ValidationError("--num-classes must be within 1...256") }
         _ = try rates()
+    }
+
+    /// The flags that change the network's output besides its files (a resumed run must match).
+    var identityFlags: String {
+        "encoder \(encoder ?? "-") classes \(numClasses.map(String.init) ?? "-") stride \(outputStride.map(String.init) ?? "-") rates \(atrousRates ?? "-")"
     }
 
     /// The files these options read, for the run's output check.

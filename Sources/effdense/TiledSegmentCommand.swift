@@ -11,8 +11,10 @@ extension SegmentCommand {
     /// The longer side of the overlay written in tiled mode.
     static let previewSide = 2048
 
+    /// `model`: what identifies the model (its files' paths, sizes and times), for `--resume`
+    /// to continue only a run of the same model.
     static func segmentTiled(_ picture: InputPicture, tiled: TiledSegmenter, run: PictureRun, output: String?,
-                             overlay: String?, text: TextRenderer?) throws -> PictureRecord {
+                             overlay: String?, text: TextRenderer?, model: String) throws -> PictureRecord {
         let source = try LargePicture.source(picture.path, wholeTIFFs: true).source
         let (width, height) = (source.width, source.height)
         let target = try run.outputPath(picture, suffix: ".mask.tif", explicit: output)
@@ -29,8 +31,14 @@ extension SegmentCommand {
         let bar = EffBatch.ProgressBar(total: columns.starts.count * rows.starts.count, unit: "tiles")
         defer { bar.clear() }
         var histogram: [Int] = []
+        // A killed run of this picture left the bands it finished: --resume continues after them.
+        let journal = BandJournal(for: target, identity: "effdense bands 1 | \(InputCollector.canonical(picture.path)) | \(width)x\(height) | tile \(tiled.tile) overlap \(tiled.overlap) | \(model)")
+        var resumedBands = 0
         do {
-            histogram = try tiled.segment(source, deliver: { band in
+            let finished = try journal.open(resume: run.options.resume)
+            resumedBands = finished.count
+            histogram = try tiled.segment(source, finished: finished, deliver: { band in
+                try journal.append(band)
                 try writer?.add(rows: band.mask)
                 if asPNG { wholeMask.replaceSubrange((band.rows.lowerBound * width)..<(band.rows.upperBound * width), with: band.mask) }
                 preview?.add(band)
@@ -40,7 +48,12 @@ extension SegmentCommand {
             })
         } catch let shortage as MemoryShortage {
             writer?.abandon()
+            journal.remove()
             throw ImageError(.tooLarge, picture.path, "\(shortage) for one \(columns.tile)x\(rows.tile) tile: pass a smaller --tile")
+        } catch {
+            writer?.abandon()
+            journal.remove()
+            throw error
         }
         let total = Double(width * height)
         let present = histogram.enumerated().filter { $0.element > 0 }.map { (classIndex: $0.offset, pixels: $0.element) }
@@ -62,12 +75,15 @@ extension SegmentCommand {
             try writer?.finish()
         } catch {
             for file in files { unlink(file.path) }
+            journal.remove()
             throw error
         }
+        journal.remove()
         let summary = present.prefix(5).map { "\(tiled.segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
         return PictureRecord(json: [
             "image": picture.path, "width": width, "height": height, "mask": target,
             "tiles": columns.starts.count * rows.starts.count, "tile": tiled.tile, "overlap": tiled.overlap,
+            "resumed_bands": resumedBands,
             "classes": present.map {
                 ["class_index": $0.classIndex, "label": tiled.segmenter.label($0.classIndex), "pixels": $0.pixels,
                  "fraction": Double($0.pixels) / total] as [String: Any]

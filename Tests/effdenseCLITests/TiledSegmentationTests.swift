@@ -3,6 +3,9 @@ import EffDense
 import EffImage
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `segment --tile`: on a 2048 x 2048 mosaic of the sample photos, one tile covering the picture
 /// gives exactly the whole-picture mask, a 3 x 3 tiling written as TIFF holds the same classes
@@ -120,6 +123,54 @@ import Testing
         // --resume finds both done: the slide's mask is a .mask.tif (it looked for .mask.png and redid it).
         let again = try CLITests.run(["segment", folder.path, "--weights", Self.model, "--json", json, "--resume"])
         #expect(again.status == 0 && again.stderr.contains("2 skipped"), "\(again.stderr)")
+    }
+
+    /// A killed tiled run leaves a journal of its finished bands beside the mask; `--resume`
+    /// replays them (no network) and segments the rest: the same mask and overlay, byte for byte,
+    /// as a run never killed. The kill comes while the outputs wait to be renamed (test hook);
+    /// the journal is then cut inside its second band, as a kill mid-write leaves it.
+    @Test func killedTiledRunResumesFromItsFinishedBands() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let picture = folder.appendingPathComponent("mosaic.png").path
+        try Self.mosaic(at: picture)
+        func arguments(_ name: String) -> [String] {
+            ["segment", picture, "--weights", Self.model, "--tile", "512", "--overlap", "64", "-o", folder.appendingPathComponent("\(name).tif").path,
+             "--overlay", folder.appendingPathComponent("\(name).overlay.png").path, "--json", folder.appendingPathComponent("\(name).jsonl").path]
+        }
+        let reference = try CLITests.run(arguments("reference"))
+        #expect(reference.status == 0, "\(reference.stderr)")
+
+        let process = Process()
+        process.executableURL = CLITests.binary
+        process.arguments = arguments("resumed")
+        process.environment = ProcessInfo.processInfo.environment.merging(["EFFDENSE_TEST_PAUSE_BEFORE_RENAME_MS": "20000"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).contains(where: { $0.contains("overlay.png.effdense-partial") }) {
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let journal = folder.appendingPathComponent(".resumed.tif.effdense-bands").path
+        var data = try Data(contentsOf: URL(fileURLWithPath: journal))
+        let header = try #require(data.firstIndex(of: 10)) + 1
+        let firstLength = Int(data[(header + 24)..<(header + 32)].withUnsafeBytes { $0.loadUnaligned(as: Int64.self) })
+        data = data.prefix(header + 32 + firstLength + 40)
+        try data.write(to: URL(fileURLWithPath: journal))
+
+        let resumed = try CLITests.run(arguments("resumed") + ["--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let line = try readRecords(folder.appendingPathComponent("resumed.jsonl").path).first
+        #expect(line?["resumed_bands"] as? Int == 1 && line?["tiles"] as? Int == 25, "\(String(describing: line))")
+        for name in ["tif", "overlay.png"] {
+            #expect(FileManager.default.contentsEqual(atPath: folder.appendingPathComponent("reference.\(name)").path,
+                                                      andPath: folder.appendingPathComponent("resumed.\(name)").path), "\(name)")
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(".") }
+        #expect(left.isEmpty, "left behind: \(left)")
     }
 
     @Test func damagedAndEmptyTIFFsEndInOneLineAndLeaveNothing() throws {

@@ -79,6 +79,10 @@ public struct TiledSegmenter: Sendable {
     public struct Band: Sendable {
         public let rows: Range<Int>
         public let mask: [UInt8]
+        public init(rows: Range<Int>, mask: [UInt8]) {
+            self.rows = rows
+            self.mask = mask
+        }
     }
 
     /// Segments `source` band by band (one row of tiles), top to bottom, handing each band's
@@ -86,27 +90,39 @@ public struct TiledSegmenter: Sendable {
     /// segmented (write behind: the cores never wait for the mask file's compression). Each tile
     /// is read from the source on its own (a band of a wide picture is never held whole);
     /// `tileDone(x, y, pixels, owned columns, owned rows)` sees each tile as it finishes, on its
-    /// worker's thread. Returns the pixel count per class.
-    public func segment(_ source: PixelSource, deliver: (Band) throws -> Void,
+    /// worker's thread. `finished`: the first bands as an earlier run of the same picture and
+    /// model gave them (resuming): delivered again without running the network, their tiles
+    /// only read for `tileDone`. Returns the pixel count per class.
+    public func segment(_ source: PixelSource, finished: [Band] = [], deliver: (Band) throws -> Void,
                         tileDone: @escaping @Sendable (_ x: Int, _ y: Int, _ pixels: RGBImage, _ columns: Range<Int>, _ rows: Range<Int>) -> Void = { _, _, _, _, _ in }) throws -> [Int] {
         try withoutActuallyEscaping(deliver) { deliver in
             // At most one band is delivered while the next is segmented; every delivery ends
             // before this returns, so `deliver` does not outlive the call.
             let behind = WriteBehind(deliver)
             defer { behind.finish() }
-            try segmentBands(source, tileDone: tileDone) { band in try behind.deliver(band) }
+            try segmentBands(source, finished: finished, tileDone: tileDone) { band in try behind.deliver(band) }
             behind.finish()
             if let error = behind.error { throw error }
             return behind.histogram
         }
     }
 
-    private func segmentBands(_ source: PixelSource, tileDone: @escaping @Sendable (_ x: Int, _ y: Int, _ pixels: RGBImage, _ columns: Range<Int>, _ rows: Range<Int>) -> Void,
+    private func segmentBands(_ source: PixelSource, finished: [Band], tileDone: @escaping @Sendable (_ x: Int, _ y: Int, _ pixels: RGBImage, _ columns: Range<Int>, _ rows: Range<Int>) -> Void,
                               deliver: (Band) throws -> Void) throws {
         let columns = TileAxis(length: source.width, tile: tile, overlap: overlap)
         let rowsAxis = TileAxis(length: source.height, tile: tile, overlap: overlap)
         for (j, top) in rowsAxis.starts.enumerated() {
             let owned = rowsAxis.owned[j]
+            if j < finished.count {
+                guard finished[j].rows == owned, finished[j].mask.count == source.width * owned.count else {
+                    throw TensorError("resume", "a resumed band holds rows \(finished[j].rows), the tiling's band \(j) rows \(owned)")
+                }
+                for (i, left) in columns.starts.enumerated() {
+                    tileDone(left, top, try source.read(x: left, y: top, width: columns.tile, height: rowsAxis.tile), columns.owned[i], owned)
+                }
+                try deliver(finished[j])
+                continue
+            }
             var mask = [UInt8](repeating: 0, count: source.width * owned.count)
             try mask.withUnsafeMutableBufferPointer { out in
                 let target = UncheckedPointer(out.baseAddress)
