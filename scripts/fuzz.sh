@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET...]     # targets: image tiff checkpoint pickle safetensors
 #
 # Targets live in Fuzz/ (a separate package so the main build never needs libFuzzer):
-#   image       PNG/JPEG decoding (ImageCodec.decode), format recognised by content
+#   image       PNG/JPEG decoding (ImageCodec.decode, and StreamedPicture row by row), format recognised by content
 #   tiff        large TIFF / BigTIFF region reading (TIFFRegionReader), three regions per input
 #   checkpoint  WeightStore: safetensors, torch.save zip and legacy files, the pickle machine
 #   pickle      structure-aware: opcode sequences (long runs of one opcode included), tensor
