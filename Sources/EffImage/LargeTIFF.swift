@@ -37,10 +37,7 @@ public final class TIFFRegionReader: @unchecked Sendable {
 
     /// The region as RGB; `ImageError` when the file's data for it is damaged or missing.
     public func read(x: Int, y: Int, width regionWidth: Int, height regionHeight: Int) throws -> RGBImage {
-        guard x >= 0, y >= 0, regionWidth > 0, regionHeight > 0, x + regionWidth <= width, y + regionHeight <= height,
-              regionWidth * regionHeight <= ImageCodec.defaultMaxPixels else {
-            throw ImageError(.invalidArgument, path, "cannot read the region \(regionWidth)x\(regionHeight) at \(x),\(y) of a \(width)x\(height) picture")
-        }
+        try checkRegion(x: x, y: y, width: regionWidth, height: regionHeight, of: width, height, path: path)
         var message = [CChar](repeating: 0, count: 512)
         var status: Int32 = EFF_OK
         let pixels = [UInt8](unsafeUninitializedCapacity: regionWidth * regionHeight * 3) { buffer, initialised in
@@ -129,5 +126,14 @@ public final class TIFFMaskWriter {
             self.writer = nil
         }
         pending.abandon()
+    }
+}
+
+/// Refuses a region outside a `width` x `height` picture, or one over the pixel limit: what
+/// every region reader checks before it reads.
+func checkRegion(x: Int, y: Int, width regionWidth: Int, height regionHeight: Int, of width: Int, _ height: Int, path: String) throws {
+    guard x >= 0, y >= 0, regionWidth > 0, regionHeight > 0, x + regionWidth <= width, y + regionHeight <= height,
+          regionWidth * regionHeight <= ImageCodec.defaultMaxPixels else {
+        throw ImageError(.invalidArgument, path, "cannot read the region \(regionWidth)x\(regionHeight) at \(x),\(y) of a \(width)x\(height) picture")
     }
 }

@@ -43,10 +43,7 @@ public final class StreamedPicture: @unchecked Sendable {
     /// The region as RGB; `ImageError` when the file's data for it is damaged or missing (then
     /// every later read fails too).
     public func read(x: Int, y: Int, width regionWidth: Int, height regionHeight: Int) throws -> RGBImage {
-        guard x >= 0, y >= 0, regionWidth > 0, regionHeight > 0, x + regionWidth <= width, y + regionHeight <= height,
-              regionWidth * regionHeight <= ImageCodec.defaultMaxPixels else {
-            throw ImageError(.invalidArgument, path, "cannot read the region \(regionWidth)x\(regionHeight) at \(x),\(y) of a \(width)x\(height) picture")
-        }
+        try checkRegion(x: x, y: y, width: regionWidth, height: regionHeight, of: width, height, path: path)
         return try lock.withLock {
             if let failure { throw failure }
             do {

@@ -18,17 +18,19 @@ public final class WholeSlideReader: @unchecked Sendable {
 
     /// OpenSlide's vendor for the file at `path` when it is a whole slide of a vendor format; nil
     /// for anything else, plain (generic) TIFFs included — those are read by `TIFFRegionReader`.
-    /// Only TIFF-based files and the formats' own extensions are asked (it opens the file).
     public static func vendor(of path: String) -> String? {
-        guard PathText.notARegularFile(path) == nil else { return nil }
+        guard PathText.notARegularFile(path) == nil, let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        return vendor(of: path, head: (try? handle.read(upToCount: 16)) ?? Data())
+    }
+
+    /// `vendor(of:)` for a file whose first bytes are `head`: only TIFF-based files and the
+    /// formats' own extensions are asked (OpenSlide opens the file).
+    public static func vendor(of path: String, head: Data) -> String? {
         let ownExtensions: Set<String> = ["mrxs", "vms", "vmu", "svslide"]
-        let isTIFF = FileHandle(forReadingAtPath: path).flatMap { handle in
-            defer { try? handle.close() }
-            return (try? handle.read(upToCount: 16)).map { ImageFormat.sniff($0) == .tiff }
-        } ?? false
         let pathExtension = PathText.lastComponent(path).split(separator: ".").last.map { $0.lowercased() } ?? ""
-        guard isTIFF || ownExtensions.contains(pathExtension), let vendor = openslide_detect_vendor(path).map({ String(cString: $0) }),
-              vendor != "generic-tiff" else { return nil }
+        guard ImageFormat.sniff(head) == .tiff || ownExtensions.contains(pathExtension),
+              let vendor = openslide_detect_vendor(path).map({ String(cString: $0) }), vendor != "generic-tiff" else { return nil }
         return vendor
     }
 
@@ -65,10 +67,7 @@ public final class WholeSlideReader: @unchecked Sendable {
     /// The region as RGB, transparent pixels composited over the background; `ImageError` when
     /// the slide's data for it is damaged (OpenSlide's error is sticky: every later read fails).
     public func read(x: Int, y: Int, width regionWidth: Int, height regionHeight: Int) throws -> RGBImage {
-        guard x >= 0, y >= 0, regionWidth > 0, regionHeight > 0, x + regionWidth <= width, y + regionHeight <= height,
-              regionWidth * regionHeight <= ImageCodec.defaultMaxPixels else {
-            throw ImageError(.invalidArgument, path, "cannot read the region \(regionWidth)x\(regionHeight) at \(x),\(y) of a \(width)x\(height) slide")
-        }
+        try checkRegion(x: x, y: y, width: regionWidth, height: regionHeight, of: width, height, path: path)
         var argb = [UInt32](repeating: 0, count: regionWidth * regionHeight)
         openslide_read_region(slide, &argb, Int64(x), Int64(y), 0, Int64(regionWidth), Int64(regionHeight))
         if let error = openslide_get_error(slide) {
