@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "EffDense", targets: ["EffDense"]),
         .library(name: "EffBatch", targets: ["EffBatch"]),
         .library(name: "EffEval", targets: ["EffEval"]),
+        .library(name: "EffVideo", targets: ["EffVideo"]),
         .executable(name: "effdense", targets: ["effdense"]),
     ],
     dependencies: [
@@ -33,6 +34,13 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         // Whole-slide images in vendor formats (Aperio SVS, Hamamatsu NDPI, MRXS...), read region by region.
         .systemLibrary(name: "COpenSlide", pkgConfig: "openslide", providers: [.apt(["libopenslide-dev"])]),
+        // Video files through FFmpeg's libraries (containers, codecs, pixel format conversion).
+        .systemLibrary(name: "CAVFormat", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
+        .systemLibrary(name: "CAVCodec", pkgConfig: "libavcodec", providers: [.apt(["libavcodec-dev"])]),
+        .systemLibrary(name: "CAVUtil", pkgConfig: "libavutil", providers: [.apt(["libavutil-dev"])]),
+        .systemLibrary(name: "CSWScale", pkgConfig: "libswscale", providers: [.apt(["libswscale-dev"])]),
+        // C shim: FFmpeg's status codes and log come back as one-line messages.
+        .target(name: "CVideoCodecs", dependencies: ["CAVFormat", "CAVCodec", "CAVUtil", "CSWScale"]),
         // C shim: libpng / libjpeg errors (longjmp) come back as return codes.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG", "CSTB", "CWebP", "CTIFF"]),
 
@@ -50,6 +58,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .target(name: "EffDense", dependencies: ["EffCore", "EffWeights", "EffImage", .product(name: "Yams", package: "Yams")]),
+        // Videos: frames decoded as RGBImage, annotated / mask videos written (temporary file + rename).
+        .target(name: "EffVideo", dependencies: ["EffImage", "EffCore", "CVideoCodecs"]),
         // Many pictures: inputs (folders, globs, lists), shards, the overlapped decode → network → write run.
         .target(name: "EffBatch", dependencies: ["EffImage", "EffCore"]),
         // Checking results: COCO detection metrics exactly as pycocotools, segmentation IoU as smp / mmseg.
@@ -57,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "effdense",
             dependencies: [
-                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch", "EffEval", "CZlibShim",
+                "EffCore", "EffImage", "EffWeights", "EffDense", "EffBatch", "EffEval", "EffVideo", "CZlibShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -66,6 +76,7 @@ let package = Package(
         .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffCore", "EffImage", "EffWeights", "EffDense"]),
         .testTarget(name: "EffBatchTests", dependencies: ["EffBatch", "EffImage"]),
+        .testTarget(name: "EffVideoTests", dependencies: ["EffVideo", "EffImage"]),
         .testTarget(name: "EffEvalTests", dependencies: ["EffEval", "EffImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffWeightsTests", dependencies: ["EffWeights", "EffCore"], resources: [.copy("Fixtures")]),
     ]

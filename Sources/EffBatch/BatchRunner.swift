@@ -7,6 +7,11 @@ public struct BatchSummary: Sendable, CustomStringConvertible {
     public var total = 0, succeeded = 0, failed = 0, skipped = 0
     /// Wall time of the pictures processed (skipped ones excluded).
     public var seconds = 0.0
+    /// Videos among the inputs processed, their frames processed and the seconds they took.
+    public var videos = 0, frames = 0
+    public var videoSeconds = 0.0
+
+    public init() {}
 
     public var imagesPerSecond: Double { seconds > 0 ? Double(succeeded + failed) / seconds : 0 }
 
@@ -14,8 +19,11 @@ public struct BatchSummary: Sendable, CustomStringConvertible {
         var parts = ["\(succeeded) done"]
         if failed > 0 { parts.append("\(failed) failed (reported above)") }
         if skipped > 0 { parts.append("\(skipped) skipped (--resume: already done)") }
-        return "\(total) \(total == 1 ? "picture" : "pictures"): " + parts.joined(separator: ", ")
-            + String(format: " in %.1f s, %.2f images/s", seconds, imagesPerSecond)
+        let what = videos == 0 ? (total == 1 ? "picture" : "pictures") : (total == 1 ? "input" : "inputs")
+        let pictures = succeeded + failed - videos
+        return "\(total) \(what): " + parts.joined(separator: ", ") + String(format: " in %.1f s", seconds)
+            + (pictures > 0 || videos == 0 ? String(format: ", %.2f images/s", seconds - videoSeconds > 0 ? Double(pictures) / (seconds - videoSeconds) : 0) : "")
+            + (videos > 0 ? String(format: ", %d video frames at %.2f frames/s", frames, videoSeconds > 0 ? Double(frames) / videoSeconds : 0) : "")
     }
 }
 

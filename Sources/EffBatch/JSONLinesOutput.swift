@@ -1,16 +1,19 @@
 import EffCore
 import Foundation
 
-/// `--json FILE|-`: one JSON object per picture, appended and flushed as each picture finishes, so
-/// a run that is killed keeps every finished result. With `resume`, an existing file's complete
-/// result lines are kept (error lines and a line cut off by the kill are dropped, since those
-/// pictures run again) and new lines are appended to them.
+/// `--json FILE|-`: one JSON object per picture (per frame of a video, then a closing line for
+/// the video), appended and flushed as each finishes, so a run that is killed keeps every
+/// finished result. With `resume`, an existing file's lines of finished inputs are kept (a
+/// picture's result line; a video's frame lines and its closing line) and new lines are appended
+/// to them; error lines, a line cut off by the kill and the frames of an unfinished video are
+/// dropped, since those inputs run again.
 public final class JSONLinesOutput {
     public let destination: String?
-    /// With `resume`: the complete result line of each picture already in the file, by the
-    /// picture's canonical path (one per picture, the last one written wins).
-    private var resumedLines: [String: Data] = [:]
+    /// With `resume`: the lines already in the file of each input, by its canonical path, and
+    /// the inputs whose result (a picture's line, a video's closing line) is among them.
+    private var resumedLines: [String: [Data]] = [:]
     private var resumedOrder: [String] = []
+    private var finishedInputs = Set<String>()
     private let resume: Bool
     private var handle: FileHandle?
 
@@ -24,15 +27,25 @@ public final class JSONLinesOutput {
         guard let existing = try? Data(contentsOf: URL(fileURLWithPath: destination)) else { return }
         for line in existing.split(separator: UInt8(ascii: "\n")) {
             guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                  let image = object["image"] as? String, object["error"] == nil else { continue }
+                  let image = object["image"] as? String else { continue }
+            let isFrame = object["frame"] != nil
+            // A failed picture or video runs again; a video's corrupt frame is part of its record.
+            if object["error"] != nil && !isFrame { continue }
             let key = InputCollector.canonical(image)
-            if resumedLines.updateValue(Data(line), forKey: key) == nil { resumedOrder.append(key) }
+            if !isFrame {
+                // A picture's result: the last one written wins. A video's closing line ends its frames.
+                if finishedInputs.contains(key) && object["frames"] == nil { resumedLines[key] = [] }
+                finishedInputs.insert(key)
+            }
+            if resumedLines[key] == nil { resumedOrder.append(key) }
+            resumedLines[key, default: []].append(Data(line))
         }
     }
 
-    /// Whether the file held a result line for the picture at `path` when the run began (--resume).
+    /// Whether the file held the result of the input at `path` when the run began (--resume): a
+    /// picture's line, or a video's closing line after its frames.
     public func hasResult(for path: String) -> Bool {
-        resumedLines[InputCollector.canonical(path)] != nil
+        finishedInputs.contains(InputCollector.canonical(path))
     }
 
     /// With --resume: rewrites the file (atomically) with the result lines it held, less those of
@@ -42,8 +55,8 @@ public final class JSONLinesOutput {
     public func startResuming(redoing redone: Set<String>) throws {
         guard resume, destination != nil, !toStandardOutput, handle == nil else { return }
         var kept = Data()
-        for key in resumedOrder where !redone.contains(key) {
-            if let line = resumedLines[key] {
+        for key in resumedOrder where !redone.contains(key) && finishedInputs.contains(key) {
+            for line in resumedLines[key] ?? [] {
                 kept.append(line)
                 kept.append(UInt8(ascii: "\n"))
             }

@@ -110,4 +110,4 @@ func parseTriple(_ text: String?, _ flag: String) throws -> [Float]? {
 }
 
 /// What effdense writes beside pictures; folder walks leave these out.
-let ownOutputSuffixes = [".detections.png", ".mask.png", ".mask.tif", ".overlay.png"]
+let ownOutputSuffixes = [".detections.png", ".mask.png", ".mask.tif", ".overlay.png", ".detections.mp4", ".mask.mkv", ".overlay.mp4"]

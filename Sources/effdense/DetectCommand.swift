@@ -3,6 +3,7 @@ import EffBatch
 import EffCore
 import EffDense
 import EffImage
+import EffVideo
 import EffWeights
 import Foundation
 
@@ -15,10 +16,10 @@ struct DetectCommand: ParsableCommand {
 
     @OptionGroup var detector: DetectorOptions
 
-    @Option(name: .shortAndLong, help: "Annotated PNG to write (one input only).")
+    @Option(name: .shortAndLong, help: "Annotated PNG to write (one input only); for a video, the annotated video (.mp4, .mkv...).")
     var output: String?
 
-    @Option(help: "Folder for annotated PNGs (IMG.detections.png each, mirroring the input folders).")
+    @Option(help: "Folder for annotated PNGs (IMG.detections.png each, VIDEO.detections.mp4 for videos, mirroring the input folders).")
     var outDir: String?
 
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
@@ -39,7 +40,7 @@ struct DetectCommand: ParsableCommand {
     @Flag(help: "Gaussian soft-NMS instead of hard NMS.")
     var softNms = false
 
-    @Flag(help: "Do not write annotated PNGs.")
+    @Flag(help: "Do not write annotated PNGs (or videos).")
     var noImages = false
 
     @Option(help: "Box line width in pixels on annotated PNGs (default: scaled to the picture).")
@@ -56,6 +57,8 @@ struct DetectCommand: ParsableCommand {
 
     @Flag(help: "In tiled mode, skip the extra pass of the whole picture at the network's size (made for pictures decoded whole, to find objects larger than a tile).")
     var noFullPass = false
+
+    @OptionGroup var videos: VideoOptions
 
     @OptionGroup var runtime: RuntimeOptions
 
@@ -86,8 +89,30 @@ struct DetectCommand: ParsableCommand {
         let explicitOutput = self.output
         let tiled = TiledDetector(detector: detector, tile: tile ?? 1024, overlap: overlap,
                                   concurrentTiles: inputs.batchSize ?? min(Threading.threadCount, 4))
-        let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation
-        try run.runEach(atOnce: forceTiles ? 1 : nil) { picture in
+        let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation, stride = videos.vidStride
+        let fields = { (detections: [Detection], image: RGBImage) -> [String: Any] in
+            ["width": image.width, "height": image.height, "model": detectionConfig.name,
+             "detections": detections.map {
+                 ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
+                  "label": detector.label($0.classIndex)] as [String: Any]
+             }]
+        }
+        let noImages = self.noImages
+        try run.runEach(
+            atOnce: forceTiles ? 1 : nil,
+            suffixes: { noImages ? [] : [VideoFile.isVideo(atPath: $0.path) ? ".detections.mp4" : ".detections.png"] },
+            video: { video in
+                // Every frame (or every stride-th) detected whole; the annotated frames make a video.
+                let target = noImages ? nil : try run.outputPath(video, suffix: ".detections.mp4", explicit: explicitOutput)
+                return try run.runVideo(video, stride: stride, outputs: target.map { [($0, .colour)] } ?? []) { frame in
+                    let detections = try detector.detect(frame.image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true }
+                    guard let text else { return FrameResult(json: fields(detections, frame.image), pictures: []) }
+                    var annotated = frame.image
+                    annotated.annotate(detector.annotations(detections), text: text, style: style)
+                    return FrameResult(json: fields(detections, frame.image), pictures: [.colour(annotated)])
+                }
+            }
+        ) { picture in
             if forceTiles || LargePicture.isLarge(picture.path) {
                 return try Self.detectTiled(picture, tiled: tiled, fullPass: fullPass, postProcessing: postProcessing, wanted: wanted,
                                             run: run, output: explicitOutput, text: text, style: style, model: detectionConfig.name)
@@ -102,13 +127,7 @@ struct DetectCommand: ParsableCommand {
                 try ImageCodec.writePNG(annotated, to: path)
                 target = path
             }
-            return PictureRecord(json: [
-                "image": picture.path, "width": image.width, "height": image.height, "model": detectionConfig.name,
-                "detections": detections.map {
-                    ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
-                     "label": detector.label($0.classIndex)] as [String: Any]
-                },
-            ], message: "\(picture.path): \(detections.count) detections" + (target.map { " → \($0)" } ?? ""))
+            return PictureRecord(json: fields(detections, image).merging(["image": picture.path]) { $1 }, message: "\(picture.path): \(detections.count) detections" + (target.map { " → \($0)" } ?? ""))
         }
     }
 

@@ -2,11 +2,12 @@ import ArgumentParser
 import EffBatch
 import EffCore
 import EffImage
+import EffVideo
 import Foundation
 
 /// Input and batch options shared by detect, segment and classify.
 struct BatchOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("Pictures (PNG, JPEG, BMP, GIF, WebP, TIFF), folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
+    @Argument(help: ArgumentHelp("Pictures (PNG, JPEG, BMP, GIF, WebP, TIFF), videos (detect and segment: MP4, MKV, WebM, AVI, animated GIF... whatever FFmpeg reads), folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
     var images: [String] = []
 
     @Flag(help: "Also take pictures from the sub-folders of folders given.")
@@ -34,6 +35,16 @@ struct BatchOptions: ParsableArguments {
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, found \(batchSize)") }
         if images.isEmpty && inputList == nil { throw ValidationError("give at least one picture, folder or --input-list FILE") }
         if let shard { _ = try Shard(parsing: shard) }
+    }
+}
+
+/// How detect and segment treat videos.
+struct VideoOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Videos: run every Nth frame only (the output videos then play at the frame rate divided by N).", valueName: "N"))
+    var vidStride = 1
+
+    func validate() throws {
+        if vidStride < 1 { throw ValidationError("--vid-stride must be at least 1, found \(vidStride)") }
     }
 }
 
@@ -143,8 +154,12 @@ struct PictureRun {
 
     /// `run` for a command that reads each picture itself (a large TIFF region by region);
     /// `atOnce` overrides the pictures worked on at once; `suffixes` names the files `--resume`
-    /// looks for when they depend on the picture (default: `outputSuffixes`).
+    /// looks for when they depend on the picture (default: `outputSuffixes`). With `video`,
+    /// inputs that are videos (by content) go to it, one at a time with every thread, in their
+    /// place in the input order; it streams its frames' lines itself (`runVideo`) and returns
+    /// the video's closing record.
     func runEach(atOnce requested: Int? = nil, suffixes: ((InputPicture) -> [String])? = nil,
+                 video: ((InputPicture) throws -> PictureRecord)? = nil,
                  _ process: @escaping (InputPicture) throws -> PictureRecord) throws {
         let single = isSinglePicture
         let json = self.json
@@ -157,34 +172,71 @@ struct PictureRun {
         }
         try json.startResuming(redoing: Set(todo.map { InputCollector.canonical($0.path) }))
         let threads = Threading.threadCount
-        let atOnce = max(1, min(requested ?? options.batchSize ?? min(threads, 4), todo.count))
-        let threadsEach = max(1, threads / atOnce)
-        let summary = try BatchRunner(concurrentPictures: atOnce).run(
-            todo, alreadyDone: pictures.count - todo.count,
-            process: { picture in
+        let record = { (record: PictureRecord) throws in
+            try json.add(record.json)
+            if !json.toStandardOutput { print(record.message) }
+        }
+        let report = { (picture: InputPicture, error: Error) throws in
+            if single { throw error }
+            FileHandle.standardError.write(Data("effdense: \(EffDenseCommand.oneLine("\(error)"))\n".utf8))
+            try json.add(["image": picture.path, "error": "\(error)"])
+        }
+        // Consecutive pictures run together; each video runs alone, in its place.
+        var total = BatchSummary()
+        total.total = pictures.count
+        total.skipped = pictures.count - todo.count
+        var next = 0
+        while next < todo.count {
+            if let video, VideoFile.isVideo(atPath: todo[next].path) {
+                let start = DispatchTime.now().uptimeNanoseconds
                 do {
-                    return try Threading.withThreadLimit(threadsEach) { try process(picture) }
-                } catch let error as ImageError where ["resize", "crop"].contains(error.source) {
-                    // A pre-processing step's error is this picture's failure, named by it.
-                    throw ImageError(error.kind, picture.path, "\(error.source): \(error.problem)")
-                } catch let error as TensorError {
-                    throw ImageError(.invalidArgument, picture.path, "\(error)")
-                } catch let shortage as MemoryShortage {
-                    throw ImageError(.tooLarge, picture.path, "\(shortage)")
+                    let closing = try Self.asPictureError(todo[next]) { try video(todo[next]) }
+                    try record(closing)
+                    total.succeeded += 1
+                    total.frames += closing.json["frames"] as? Int ?? 0
+                } catch let error as ImageError {
+                    try report(todo[next], error)
+                    total.failed += 1
                 }
-            },
-            record: { _, record in
-                try json.add(record.json)
-                if !json.toStandardOutput { print(record.message) }
-            },
-            report: { picture, error in
-                if single { throw error }
-                FileHandle.standardError.write(Data("effdense: \(EffDenseCommand.oneLine("\(error)"))\n".utf8))
-                try json.add(["image": picture.path, "error": "\(error)"])
-            })
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                total.videos += 1
+                total.seconds += seconds
+                total.videoSeconds += seconds
+                next += 1
+                continue
+            }
+            var end = next + 1
+            while end < todo.count && !(video != nil && VideoFile.isVideo(atPath: todo[end].path)) { end += 1 }
+            let group = Array(todo[next..<end])
+            let atOnce = max(1, min(requested ?? options.batchSize ?? min(threads, 4), group.count))
+            let threadsEach = max(1, threads / atOnce)
+            let summary = try BatchRunner(concurrentPictures: atOnce).run(
+                group,
+                process: { picture in try Self.asPictureError(picture) { try Threading.withThreadLimit(threadsEach) { try process(picture) } } },
+                record: { _, value in try record(value) },
+                report: report)
+            total.succeeded += summary.succeeded
+            total.failed += summary.failed
+            total.seconds += summary.seconds
+            next = end
+        }
         if single { return }
-        if summary.failed > 0 { throw PicturesFailed(summary: summary) }
-        FileHandle.standardError.write(Data("effdense: \(summary)\n".utf8))
+        if total.failed > 0 { throw PicturesFailed(summary: total) }
+        FileHandle.standardError.write(Data("effdense: \(total)\n".utf8))
+    }
+
+    /// Runs `body` for `picture`, turning the errors that belong to it into its own `ImageError`.
+    private static func asPictureError<Result>(_ picture: InputPicture, _ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as ImageError where ["resize", "crop"].contains(error.source) {
+            // A pre-processing step's error is this picture's failure, named by it.
+            throw ImageError(error.kind, picture.path, "\(error.source): \(error.problem)")
+        } catch let error as TensorError {
+            throw ImageError(.invalidArgument, picture.path, "\(error)")
+        } catch let shortage as MemoryShortage {
+            throw ImageError(.tooLarge, picture.path, "\(shortage)")
+        }
     }
 }
 

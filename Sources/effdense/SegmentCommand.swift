@@ -3,6 +3,7 @@ import EffBatch
 import EffCore
 import EffDense
 import EffImage
+import EffVideo
 import EffWeights
 import Foundation
 
@@ -15,13 +16,13 @@ struct SegmentCommand: ParsableCommand {
 
     @OptionGroup var segmenter: SegmenterOptions
 
-    @Option(name: .shortAndLong, help: "Mask PNG to write (one input only).")
+    @Option(name: .shortAndLong, help: "Mask PNG to write (one input only); for a video, the mask video (lossless FFV1 in .mkv, class indices as gray).")
     var output: String?
 
-    @Option(help: "Folder for masks (IMG.mask.png each, mirroring the input folders).")
+    @Option(help: "Folder for masks (IMG.mask.png each, VIDEO.mask.mkv for videos, mirroring the input folders).")
     var outDir: String?
 
-    @Option(help: "Also write the picture blended with the class colours and a legend (one input only).")
+    @Option(help: "Also write the picture blended with the class colours and a legend (one input only); for a video, an overlay video (.mp4...).")
     var overlay: String?
 
     @Option(help: "Write JSON Lines to FILE ('-' for standard output).")
@@ -32,6 +33,8 @@ struct SegmentCommand: ParsableCommand {
 
     @Option(help: "Pixels shared by neighbouring tiles; each pixel is decided by the tile it is most central in.")
     var overlap = 128
+
+    @OptionGroup var videos: VideoOptions
 
     @OptionGroup var runtime: RuntimeOptions
 
@@ -68,8 +71,33 @@ struct SegmentCommand: ParsableCommand {
             return "\(InputCollector.canonical(path)) \((attributes?[.size] as? Int) ?? -1) \(modified)"
         }.joined(separator: ", ") + " | \(self.segmenter.identityFlags)"
         // A picture too large to decode whole is segmented in tiles into IMG.mask.tif.
-        let maskSuffix = { (picture: InputPicture) in [forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"] }
-        try run.runEach(atOnce: forceTiles ? 1 : nil, suffixes: maskSuffix) { picture in
+        let maskSuffix = { (picture: InputPicture) in
+            [VideoFile.isVideo(atPath: picture.path) ? ".mask.mkv" : forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"]
+        }
+        let stride = videos.vidStride
+        let classFields = { (present: [(classIndex: Int, pixels: Int)], total: Double) -> [[String: Any]] in
+            present.map {
+                ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
+                 "fraction": Double($0.pixels) / total] as [String: Any]
+            }
+        }
+        let segmentVideo = { (video: InputPicture) throws -> PictureRecord in
+            if forceTiles { throw ImageError(.invalidArgument, video.path, "--tile is for pictures: a video's frames are segmented whole (--size resizes them)") }
+            // Each frame's mask (class indices, lossless) and, on request, its overlay.
+            var outputs: [(path: String, kind: VideoWriter.Kind)] = [(try run.outputPath(video, suffix: ".mask.mkv", explicit: explicitOutput), .losslessGray)]
+            if let overlay { outputs.append((try run.outputPath(video, suffix: ".overlay.mp4", explicit: overlay), .colour)) }
+            return try run.runVideo(video, stride: stride, outputs: outputs) { frame in
+                let mask = try segmenter.segment(frame.image)
+                let present = mask.histogram
+                var pictures: [FrameResult.Picture] = [.gray(mask.classes)]
+                if let text {
+                    pictures.append(.colour(Self.overlay(frame.image, mask: mask, present: present, segmenter: segmenter, text: text, legendInside: true)))
+                }
+                return FrameResult(json: ["width": frame.image.width, "height": frame.image.height,
+                                          "classes": classFields(present, Double(mask.classes.count))], pictures: pictures)
+            }
+        }
+        try run.runEach(atOnce: forceTiles ? 1 : nil, suffixes: maskSuffix, video: segmentVideo) { picture in
             if forceTiles || LargePicture.isLarge(picture.path) {
                 return try Self.segmentTiled(picture, tiled: tiled, run: run, output: explicitOutput, overlay: overlay, text: text, model: modelIdentity)
             }
@@ -96,16 +124,17 @@ struct SegmentCommand: ParsableCommand {
             let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
             return PictureRecord(json: [
                 "image": picture.path, "width": image.width, "height": image.height, "mask": target,
-                "classes": present.map {
-                    ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
-                     "fraction": Double($0.pixels) / total] as [String: Any]
-                },
+                "classes": classFields(present, total),
             ], message: "\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
         }
     }
 
+    /// The picture blended half-and-half with the class colours (background untouched) and a
+    /// legend of the classes present, largest first: inside the picture's top-left when it fits
+    /// there (always, with `legendInside`: a video's frames keep their size), else on a band
+    /// beside or below the picture, so the output may be larger than the picture.
     static func overlay(_ image: RGBImage, mask: SegmentationMask, present: [(classIndex: Int, pixels: Int)],
-                        segmenter: Segmenter, text: TextRenderer) -> RGBImage {
+                        segmenter: Segmenter, text: TextRenderer, legendInside: Bool = false) -> RGBImage {
         var out = image
         for (i, c) in mask.classes.enumerated() where c != 0 {
             let colour = Segmenter.vocPalette[Int(c)]
@@ -125,7 +154,7 @@ struct SegmentCommand: ParsableCommand {
         }
         let textWidth = entries.map { text.measure($0.1, pixelSize: fontSize).width }.max() ?? 0
         let legendWidth = padding * 3 + swatch + textWidth, legendHeight = padding * 2 + rowHeight * entries.count
-        let inside = legendWidth <= image.width / 3 && legendHeight <= image.height / 2
+        let inside = legendInside || legendWidth <= image.width / 3 && legendHeight <= image.height / 2
         var origin = (x: 0, y: 0)
         if inside {
             out.fill(x: 0, y: 0, width: legendWidth, height: legendHeight, colour: RGB(0, 0, 0), opacity: 0.6)
@@ -246,8 +275,4 @@ struct SegmenterOptions: ParsableArguments {
         }
         return head.shape[0]
     }
-
-    /// The picture blended half-and-half with the class colours (background untouched) and a
-    /// legend of the classes present, largest first (on a band beside or below the picture when
-    /// it does not fit inside, so the output may be larger than the picture).
 }
