@@ -119,8 +119,12 @@ int eff_video_open(const char *path, int64_t max_pixels, eff_video_reader **out,
     AVStream *stream = r->stream >= 0 ? r->format->streams[r->stream] : NULL;
     if (r->stream == AVERROR_DECODER_NOT_FOUND || (stream && !codec)) {
         int index = av_find_best_stream(r->format, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-        const char *name = index >= 0 ? avcodec_get_name(r->format->streams[index]->codecpar->codec_id) : "unknown";
-        snprintf(err, err_len, "its video codec (%s) has no decoder in this system's FFmpeg", name);
+        enum AVCodecID id = index >= 0 ? r->format->streams[index]->codecpar->codec_id : AV_CODEC_ID_NONE;
+        if (id == AV_CODEC_ID_NONE) {
+            snprintf(err, err_len, "its video codec is not one this system's FFmpeg knows (no decoder)");
+        } else {
+            snprintf(err, err_len, "its video codec (%s) has no decoder in this system's FFmpeg", avcodec_get_name(id));
+        }
         eff_video_close(r);
         return EFF_VIDEO_ERROR;
     }

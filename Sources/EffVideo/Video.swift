@@ -106,10 +106,10 @@ public final class VideoReader {
             return .corrupt(index: Int(index), time: time, problem: text(message))
         case EFF_VIDEO_END:
             close()
+            if framesRead == 0 { throw ImageError(.empty, path, "the video has no frames" + (info.declaredFrames.map { " (its container declares \($0))" } ?? "")) }
             if let declared = info.declaredFrames, framesRead < declared {
                 throw ImageError(.corrupt, path, "the video ends after \(framesRead) of the \(declared) frames its container declares (truncated?)")
             }
-            if framesRead == 0 { throw ImageError(.empty, path, "the video has no frames") }
             return nil
         default:
             close()
