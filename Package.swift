@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "EffCoreTests", dependencies: ["EffCore", "CKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffImageTests", dependencies: ["EffImage", "EffCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EffDenseTests", dependencies: ["EffDense", "EffCore", "EffWeights", "EffImage"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffCore", "EffImage", "EffWeights", "EffDense"]),
+        .testTarget(name: "effdenseCLITests", dependencies: ["effdense", "EffCore", "EffImage", "EffWeights", "EffDense", "EffVideo"]),
         .testTarget(name: "EffBatchTests", dependencies: ["EffBatch", "EffImage"]),
         .testTarget(name: "EffVideoTests", dependencies: ["EffVideo", "EffImage"]),
         .testTarget(name: "EffEvalTests", dependencies: ["EffEval", "EffImage"], resources: [.copy("Fixtures")]),

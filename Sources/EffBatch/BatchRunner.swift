@@ -10,6 +10,8 @@ public struct BatchSummary: Sendable, CustomStringConvertible {
     /// Videos among the inputs processed, their frames processed and the seconds they took.
     public var videos = 0, frames = 0
     public var videoSeconds = 0.0
+    /// Name the inputs "inputs", not "pictures" (some are videos, maybe skipped by --resume).
+    public var includesVideos = false
 
     public init() {}
 
@@ -19,7 +21,7 @@ public struct BatchSummary: Sendable, CustomStringConvertible {
         var parts = ["\(succeeded) done"]
         if failed > 0 { parts.append("\(failed) failed (reported above)") }
         if skipped > 0 { parts.append("\(skipped) skipped (--resume: already done)") }
-        let what = videos == 0 ? (total == 1 ? "picture" : "pictures") : (total == 1 ? "input" : "inputs")
+        let what = videos == 0 && !includesVideos ? (total == 1 ? "picture" : "pictures") : (total == 1 ? "input" : "inputs")
         let pictures = succeeded + failed - videos
         return "\(total) \(what): " + parts.joined(separator: ", ") + String(format: " in %.1f s", seconds)
             + (pictures > 0 || videos == 0 ? String(format: ", %.2f images/s", seconds - videoSeconds > 0 ? Double(pictures) / (seconds - videoSeconds) : 0) : "")

@@ -47,11 +47,16 @@ public struct InputCollector: Sendable {
     /// ultralytics does; off: every regular file, recognised by content.
     public var picturesByName: Bool
 
-    public init(recursive: Bool = false, excludedSuffixes: [String] = [], excludedPaths: [String] = [], picturesByName: Bool = false) {
+    /// With `picturesByName`, also take files named as videos (`videoExtensions`).
+    public var videosByName: Bool
+
+    public init(recursive: Bool = false, excludedSuffixes: [String] = [], excludedPaths: [String] = [], picturesByName: Bool = false,
+                videosByName: Bool = false) {
         self.recursive = recursive
         self.excludedSuffixes = excludedSuffixes
         self.excludedPaths = excludedPaths
         self.picturesByName = picturesByName
+        self.videosByName = videosByName
     }
 
     /// The pictures named by `arguments` then by the lines of `inputList` (a file, `-` for
@@ -94,10 +99,18 @@ public struct InputCollector: Sendable {
                                                         // Whole-slide images (OpenSlide's formats).
                                                         "svs", "ndpi", "mrxs", "scn", "bif", "vms", "svslide"]
 
+    /// Video file name extensions (ultralytics' VID_FORMATS).
+    public static let videoExtensions: Set<String> = ["asf", "avi", "gif", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "ts", "wmv", "webm"]
+
     /// Whether a file name ends in a picture extension (any case).
-    public static func isPictureName(_ name: String) -> Bool {
+    public static func isPictureName(_ name: String) -> Bool { hasExtension(name, among: pictureExtensions) }
+
+    /// Whether a file name ends in a video extension (any case).
+    public static func isVideoName(_ name: String) -> Bool { hasExtension(name, among: videoExtensions) }
+
+    private static func hasExtension(_ name: String, among extensions: Set<String>) -> Bool {
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return false }
-        return pictureExtensions.contains(name[name.index(after: dot)...].lowercased())
+        return extensions.contains(name[name.index(after: dot)...].lowercased())
     }
 
     static func readList(_ list: String) throws -> [String] {
@@ -124,8 +137,11 @@ public struct InputCollector: Sendable {
         // (a file named on its own is always taken, and recognised by content).
         func byName(_ found: [InputPicture]) -> [InputPicture] {
             guard picturesByName else { return found }
-            let (kept, left) = (found.filter { Self.isPictureName(Self.lastComponent($0.path)) },
-                                found.filter { !Self.isPictureName(Self.lastComponent($0.path)) })
+            let taken = { (picture: InputPicture) in
+                let name = Self.lastComponent(picture.path)
+                return Self.isPictureName(name) || videosByName && Self.isVideoName(name)
+            }
+            let (kept, left) = (found.filter(taken), found.filter { !taken($0) })
             collection.skipped += left.map(\.path)
             return kept
         }

@@ -75,7 +75,7 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes,
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: noImages ? [] : [".detections.png"], ownSuffixes: ownOutputSuffixes, takesVideos: true,
                                  reads: detector.reads,
                                  outputs: [(output, "the -o output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }

@@ -61,19 +61,22 @@ struct PictureRun {
     let outputSuffixes: [String]
     private let paths: PathGuard
 
-    /// `ownSuffixes`: every suffix the command can write, kept out of folder walks. `reads`: the
+    /// `ownSuffixes`: every suffix the command can write, kept out of folder walks. `takesVideos`:
+    /// folders and patterns also give files named as videos. `reads`: the
     /// other files the command reads (checkpoint, config, labels) and `outputs`: the outputs named
     /// by flags (-o, --overlay), each with the words that name it in messages; nil paths are
     /// left out. Nothing is written before every named output is checked against every input.
-    init(_ options: BatchOptions, json jsonPath: String?, outDir: String?, outputSuffixes: [String], ownSuffixes: [String],
+    init(_ options: BatchOptions, json jsonPath: String?, outDir: String?, outputSuffixes: [String], ownSuffixes: [String], takesVideos: Bool = false,
          reads: [(path: String?, role: String)] = [], outputs: [(path: String?, role: String)] = []) throws {
         self.options = options
         // The JSON file is left out of folder walks unless it is named as a picture: then it IS
         // one of the inputs, and the clash check below refuses to write over it.
-        let jsonToLeaveOut = jsonPath.flatMap { $0 == "-" || InputCollector.isPictureName(PathText.lastComponent($0)) ? nil : $0 }
+        let jsonToLeaveOut = jsonPath.flatMap {
+            $0 == "-" || InputCollector.isPictureName(PathText.lastComponent($0)) || takesVideos && InputCollector.isVideoName(PathText.lastComponent($0)) ? nil : $0
+        }
         let excluded = [outDir, jsonToLeaveOut].compactMap { $0 }
         let collector = InputCollector(recursive: options.recursive, excludedSuffixes: ownSuffixes, excludedPaths: excluded,
-                                       picturesByName: true)
+                                       picturesByName: true, videosByName: takesVideos)
         let collected = try collector.collectReportingSkipped(arguments: options.images, inputList: options.inputList)
         let all = try options.inputRoot.map { try InputCollector.placing(collected.pictures, under: $0) } ?? collected.pictures
         guard !all.isEmpty else {
@@ -85,7 +88,7 @@ struct PictureRun {
         for read in reads { if let path = read.path { paths.reads(path, as: read.role) } }
         for output in outputs { if let path = output.path { try paths.writes(path, as: output.role) } }
         if let jsonPath, jsonPath != "-" { try paths.writes(jsonPath, as: "the --json output") }
-        Self.reportSkipped(collected.skipped, reason: "not named as pictures")
+        Self.reportSkipped(collected.skipped, reason: takesVideos ? "not named as pictures or videos" : "not named as pictures")
         Self.reportSkipped(collected.unreadableNames, reason: "name not valid UTF-8")
 
         naming = OutputNaming(all, folder: outDir, stemsFromFolders: options.inputRoot != nil)
@@ -221,6 +224,7 @@ struct PictureRun {
             next = end
         }
         if single { return }
+        total.includesVideos = video != nil && pictures.contains { InputCollector.isVideoName(PathText.lastComponent($0.path)) }
         if total.failed > 0 { throw PicturesFailed(summary: total) }
         FileHandle.standardError.write(Data("effdense: \(total)\n".utf8))
     }

@@ -50,7 +50,7 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [tile == nil ? ".mask.png" : ".mask.tif"], ownSuffixes: ownOutputSuffixes,
+        let run = try PictureRun(inputs, json: json, outDir: outDir, outputSuffixes: [tile == nil ? ".mask.png" : ".mask.tif"], ownSuffixes: ownOutputSuffixes, takesVideos: true,
                                  reads: segmenter.reads,
                                  outputs: [(output, "the -o output"), (overlay, "the --overlay output")])
         if output != nil && run.pictures.count > 1 { throw ValidationError("-o takes one picture, found \(run.pictures.count); use --out-dir") }
