@@ -24,6 +24,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Input side in pixels (default: the model's).")
     var size: Int?
 
+    @Option(help: ArgumentHelp("The picture the pipeline decodes and runs on (default: samples/astronaut.jpg).", valueName: "FILE"))
+    var picture: String?
+
     @Option(help: "Measured runs.")
     var runs = 20
 
@@ -46,7 +49,13 @@ struct BenchCommand: ParsableCommand {
         let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
         let loadedMegabytes = Benchmark.residentMegabytes
         let forward = try benchmark.measureForward(runs: runs)
-        let picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
+        let picture: Data
+        if let path = self.picture {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--picture: cannot read \(path)") }
+            picture = data
+        } else {
+            picture = try Self.picture(width: benchmark.inputSize.width, height: benchmark.inputSize.height)
+        }
         let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))
         let result: [String: Any] = [
             "model": model == "deeplabv3plus" ? "deeplabv3plus-\(encoder)" + (outputStride == 8 ? "-os8" : "") : model,
