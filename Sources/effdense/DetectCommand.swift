@@ -104,8 +104,12 @@ struct DetectCommand: ParsableCommand {
             video: { video in
                 // Every frame (or every stride-th) detected whole; the annotated frames make a video.
                 let target = noImages ? nil : try run.outputPath(video, suffix: ".detections.mp4", explicit: explicitOutput)
-                return try run.runVideo(video, stride: stride, outputs: target.map { [($0, .colour)] } ?? []) { frame in
-                    let detections = try detector.detect(frame.image, postProcessing: postProcessing).filter { wanted?.contains($0.classIndex) ?? true }
+                // With --tile, each frame is cut in tiles (SAHI on video), one frame at a time.
+                return try run.runVideo(video, stride: stride, atOnce: forceTiles ? 1 : nil, outputs: target.map { [($0, .colour)] } ?? []) { frame in
+                    let found = forceTiles
+                        ? try tiled.detect(PictureSource(frame.image), wholePicture: fullPass ? frame.image : nil, postProcessing: postProcessing)
+                        : try detector.detect(frame.image, postProcessing: postProcessing)
+                    let detections = found.filter { wanted?.contains($0.classIndex) ?? true }
                     guard let text else { return FrameResult(json: fields(detections, frame.image), pictures: []) }
                     var annotated = frame.image
                     annotated.annotate(detector.annotations(detections), text: text, style: style)

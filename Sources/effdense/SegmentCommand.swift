@@ -82,12 +82,12 @@ struct SegmentCommand: ParsableCommand {
             }
         }
         let segmentVideo = { (video: InputPicture) throws -> PictureRecord in
-            if forceTiles { throw ImageError(.invalidArgument, video.path, "--tile is for pictures: a video's frames are segmented whole (--size resizes them)") }
             // Each frame's mask (class indices, lossless) and, on request, its overlay.
             var outputs: [(path: String, kind: VideoWriter.Kind)] = [(try run.outputPath(video, suffix: ".mask.mkv", explicit: explicitOutput), .losslessGray)]
             if let overlay { outputs.append((try run.outputPath(video, suffix: ".overlay.mp4", explicit: overlay), .colour)) }
-            return try run.runVideo(video, stride: stride, outputs: outputs) { frame in
-                let mask = try segmenter.segment(frame.image)
+            // With --tile, each frame is cut in tiles that run at once, one frame at a time.
+            return try run.runVideo(video, stride: stride, atOnce: forceTiles ? 1 : nil, outputs: outputs) { frame in
+                let mask = forceTiles ? try Self.segmentInTiles(frame.image, tiled: tiled) : try segmenter.segment(frame.image)
                 let present = mask.histogram
                 var pictures: [FrameResult.Picture] = [.gray(mask.classes)]
                 if let text {
@@ -127,6 +127,15 @@ struct SegmentCommand: ParsableCommand {
                 "classes": classFields(present, total),
             ], message: "\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
         }
+    }
+
+    /// The mask of a picture in memory segmented tile by tile (as `--tile` segments a large one).
+    static func segmentInTiles(_ image: RGBImage, tiled: TiledSegmenter) throws -> SegmentationMask {
+        var classes = [UInt8](repeating: 0, count: image.width * image.height)
+        _ = try tiled.segment(PictureSource(image), deliver: { band in
+            classes.replaceSubrange(band.rows.lowerBound * image.width..<band.rows.upperBound * image.width, with: band.mask)
+        })
+        return SegmentationMask(width: image.width, height: image.height, classes: classes)
     }
 
     /// The picture blended half-and-half with the class colours (background untouched) and a

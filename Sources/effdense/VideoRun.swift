@@ -28,7 +28,9 @@ extension PictureRun {
     /// processed. A frame that cannot be decoded is reported (standard error and a JSON line)
     /// and skipped. The output videos have the input's size and frame rate (divided by the
     /// stride) and land only when complete. Returns the video's closing record.
-    func runVideo(_ picture: InputPicture, stride: Int, outputs: [(path: String, kind: VideoWriter.Kind)],
+    /// `atOnce` overrides the frames in the network at once (1 when each frame is cut in tiles
+    /// that run at once).
+    func runVideo(_ picture: InputPicture, stride: Int, atOnce requested: Int? = nil, outputs: [(path: String, kind: VideoWriter.Kind)],
                   process: @escaping (VideoFrame) throws -> FrameResult) throws -> PictureRecord {
         let start = DispatchTime.now().uptimeNanoseconds
         let reader = try VideoReader(contentsOf: picture.path)
@@ -39,7 +41,7 @@ extension PictureRun {
         }
         let expected = info.expectedFrames.map { ($0 + stride - 1) / stride } ?? 0
         let progress = EffBatch.ProgressBar(total: expected, unit: "frames")
-        let atOnce = max(1, options.batchSize ?? min(Threading.threadCount, 4))
+        let atOnce = max(1, requested ?? options.batchSize ?? min(Threading.threadCount, 4))
         let threadsEach = max(1, Threading.threadCount / atOnce)
         var processed = 0, corruptInARow = 0
         var corrupt: [Int] = []

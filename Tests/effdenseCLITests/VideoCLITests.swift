@@ -99,6 +99,37 @@ import Testing
         #expect(images.count == 20 && info.framesPerSecond == 5)
     }
 
+    @Test func framesCutInTilesGiveWhatTheFrameAsAPictureGivesInTiles() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clip = folder.appendingPathComponent("clip.mp4").path
+        try Self.makeClip(clip)
+        let tiles = ["--tile", "320", "--overlap", "64"]
+        let detections = try CLITests.run(["detect", clip, "--vid-stride", "6", "--no-images", "--json", "-", "--weights", Self.detector] + tiles)
+        #expect(detections.status == 0, "\(detections.stderr)")
+        let frames = detections.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let json = folder.appendingPathComponent("seg.jsonl").path
+        let masks = try CLITests.run(["segment", clip, "--vid-stride", "6", "--json", json, "--weights", Self.segmenter] + tiles)
+        #expect(masks.status == 0, "\(masks.stderr)")
+        let maskReader = try VideoReader(contentsOf: folder.appendingPathComponent("clip.mask.mkv").path)
+        var maskFrames: [[UInt8]] = []
+        while let item = try maskReader.next() {
+            if case .frame(let frame) = item { maskFrames.append(stride(from: 0, to: frame.image.pixels.count, by: 3).map { frame.image.pixels[$0] }) }
+        }
+        #expect(maskFrames.count == 10)
+        let k = 42   // the 8th frame processed
+        let png = folder.appendingPathComponent("frame.png").path
+        try Self.extractFrame(k, of: clip, to: png)
+        let picture = try CLITests.run(["detect", png, "--no-images", "--json", "-", "--weights", Self.detector] + tiles)
+        let expected = try #require(try JSONSerialization.jsonObject(with: Data(picture.stdout.utf8)) as? [String: Any])
+        let line = try #require(frames.first { $0["frame"] as? Int == k })
+        #expect(NSArray(array: line["detections"] as? [[String: Any]] ?? []).isEqual(to: expected["detections"] as? [[String: Any]] ?? [[:]]))
+        let maskPNG = folder.appendingPathComponent("frame.tiled.png").path
+        let segmented = try CLITests.run(["segment", png, "-o", maskPNG, "--weights", Self.segmenter] + tiles)
+        #expect(segmented.status == 0, "\(segmented.stderr)")
+        #expect(maskFrames[7] == (try ImageCodec.decodeIndexed(contentsOf: maskPNG)).indices)
+    }
+
     @Test func aCorruptFrameIsReportedAndSkipped() throws {
         let folder = try CLITests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
