@@ -37,6 +37,8 @@ struct ClassifyCommand: ParsableCommand {
     @Option(help: "Class names, one per line (default: configs/imagenet_classes.txt).")
     var labels: String?
 
+    @OptionGroup var videos: VideoOptions
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -49,7 +51,7 @@ struct ClassifyCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let run = try PictureRun(inputs, json: json, outDir: nil, outputSuffixes: [], ownSuffixes: ownOutputSuffixes,
+        let run = try PictureRun(inputs, json: json, outDir: nil, outputSuffixes: [], ownSuffixes: ownOutputSuffixes, takesVideos: true,
                                  reads: [(weights, "the --weights checkpoint"), (labels, "the --labels file")])
         // The checkpoint decides the model unless --model says it.
         let store = try weights.map(WeightStore.init(contentsOf:))
@@ -72,12 +74,20 @@ struct ClassifyCommand: ParsableCommand {
         if let mean = try parseTriple(mean, "--mean") { classifier.preprocessing.mean = mean }
         if let std = try parseTriple(std, "--std") { classifier.preprocessing.std = std }
 
-        try run.run { picture, image in
+        let top = self.top, stride = videos.vidStride
+        let fields = { (image: RGBImage) throws -> (json: [String: Any], predictions: [ClassPrediction]) in
             let predictions = try classifier.classify(image, top: top)
-            return PictureRecord(json: [
-                "image": picture.path, "model": spec.name,
-                "predictions": predictions.map { ["class_index": $0.classIndex, "label": $0.label, "score": Double($0.score)] as [String: Any] },
-            ], message: ([picture.path] + predictions.map { String(format: "  %6.3f  %@ (%d)", $0.score, $0.label, $0.classIndex) })
+            return (["model": spec.name,
+                     "predictions": predictions.map { ["class_index": $0.classIndex, "label": $0.label, "score": Double($0.score)] as [String: Any] }],
+                    predictions)
+        }
+        // A video: each frame's top classes, one line per frame.
+        let classifyVideo = { (video: InputPicture) throws -> PictureRecord in
+            try run.runVideo(video, stride: stride, outputs: []) { frame in FrameResult(json: try fields(frame.image).json, pictures: []) }
+        }
+        try run.run(video: classifyVideo) { picture, image in
+            let (json, predictions) = try fields(image)
+            return PictureRecord(json: json.merging(["image": picture.path]) { $1 }, message: ([picture.path] + predictions.map { String(format: "  %6.3f  %@ (%d)", $0.score, $0.label, $0.classIndex) })
                 .joined(separator: "\n"))
         }
     }

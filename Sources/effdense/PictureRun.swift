@@ -7,7 +7,7 @@ import Foundation
 
 /// Input and batch options shared by detect, segment and classify.
 struct BatchOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("Pictures (PNG, JPEG, BMP, GIF, WebP, TIFF), videos (detect and segment: MP4, MKV, WebM, AVI, animated GIF... whatever FFmpeg reads), folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
+    @Argument(help: ArgumentHelp("Pictures (PNG, JPEG, BMP, GIF, WebP, TIFF), videos (MP4, MKV, WebM, AVI, animated GIF... whatever FFmpeg reads), folders of them, or glob patterns (recognised by content, not by extension).", valueName: "input"))
     var images: [String] = []
 
     @Flag(help: "Also take pictures from the sub-folders of folders given.")
@@ -38,7 +38,7 @@ struct BatchOptions: ParsableArguments {
     }
 }
 
-/// How detect and segment treat videos.
+/// How detect, segment and classify treat videos.
 struct VideoOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Videos: run every Nth frame only (the output videos then play at the frame rate divided by N).", valueName: "N"))
     var vidStride = 1
@@ -148,9 +148,9 @@ struct PictureRun {
     /// Runs `process` (network, drawing, writing the picture's files) on each decoded picture,
     /// several pictures at once (--batch-size), and records what it returns in input order: the
     /// JSON line, then the message on standard output (unless the JSON goes there).
-    func run(_ process: @escaping (InputPicture, RGBImage) throws -> PictureRecord) throws {
+    func run(video: ((InputPicture) throws -> PictureRecord)? = nil, _ process: @escaping (InputPicture, RGBImage) throws -> PictureRecord) throws {
         let orientation = !options.ignoreOrientation
-        try runEach { picture in
+        try runEach(video: video) { picture in
             try process(picture, ImageCodec.decode(contentsOf: picture.path, applyingOrientation: orientation))
         }
     }

@@ -86,6 +86,25 @@ import Testing
         #expect(boxes > 0)
     }
 
+    @Test func classifyGivesEachFramesTopClassesWithTheRealLite0() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clip = folder.appendingPathComponent("clip.mp4").path
+        try Self.makeClip(clip)
+        let run = try CLITests.run(["classify", clip, "--vid-stride", "15", "--top", "3", "--json", "-", "--weights", CLITests.realLite0])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.compactMap { $0["frame"] as? Int } == [0, 15, 30, 45])
+        let png = folder.appendingPathComponent("frame45.png").path
+        try Self.extractFrame(45, of: clip, to: png)
+        let picture = try CLITests.run(["classify", png, "--top", "3", "--json", "-", "--weights", CLITests.realLite0])
+        let expected = try #require(try JSONSerialization.jsonObject(with: Data(picture.stdout.utf8)) as? [String: Any])
+        let predictions = lines[3]["predictions"] as? [[String: Any]] ?? []
+        #expect(NSArray(array: predictions).isEqual(to: expected["predictions"] as? [[String: Any]] ?? [[:]]))
+        // The second half of the clip pans over samples/coffee.jpg.
+        #expect(predictions.first?["label"] as? String == "espresso")
+    }
+
     @Test func everyNthFrameMakesAShorterVideoOfTheSameLength() throws {
         let folder = try CLITests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
