@@ -14,6 +14,8 @@ let package = Package(
         .executableTarget(name: "FuzzImage", dependencies: [.product(name: "EffImage", package: "effdense")]),
         // Large TIFF / BigTIFF region reading (TIFFRegionReader): tiled, striped, pyramids.
         .executableTarget(name: "FuzzTIFF", dependencies: [.product(name: "EffImage", package: "effdense")]),
+        // Videos (VideoFile.isVideo, VideoReader): any container / codec FFmpeg reads, frames decoded.
+        .executableTarget(name: "FuzzVideo", dependencies: [.product(name: "EffVideo", package: "effdense")]),
         // Checkpoint readers (WeightStore): safetensors, torch.save zip, torch.save legacy + pickle.
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["FuzzSupport"]),
         // Structure-aware: pickles built from opcode sequences (shapes with zeros and huge

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs effdense's fuzz targets (libFuzzer + AddressSanitizer) for a set time each.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET...]     # targets: image tiff checkpoint pickle safetensors
+#   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET...]     # targets: image tiff video checkpoint pickle safetensors
 #
 # Targets live in Fuzz/ (a separate package so the main build never needs libFuzzer):
 #   image       PNG/JPEG decoding (ImageCodec.decode, and StreamedPicture row by row), format recognised by content
 #   tiff        large TIFF / BigTIFF region reading (TIFFRegionReader), three regions per input
+#   video       video recognition and decoding (VideoFile.isVideo, VideoReader), up to 12 frames per input
 #   checkpoint  WeightStore: safetensors, torch.save zip and legacy files, the pickle machine
 #   pickle      structure-aware: opcode sequences (long runs of one opcode included), tensor
 #               rebuilds with zero / huge / negative dimensions, claimed storage sizes, in a zip
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(image tiff checkpoint pickle safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(image tiff video checkpoint pickle safetensors)
 
 # SwiftPM caches the file list of the path dependency (the main package): drop it so new
 # source files are seen.
@@ -37,10 +38,11 @@ for target in "${targets[@]}"; do
     case $target in
         image) binary=FuzzImage max_len=65536 ;;
         tiff) binary=FuzzTIFF max_len=65536 ;;
+        video) binary=FuzzVideo max_len=65536 ;;
         checkpoint) binary=FuzzCheckpoint max_len=65536 ;;
         pickle) binary=FuzzPickle max_len=4096 ;;
         safetensors) binary=FuzzSafetensors max_len=4096 ;;
-        *) echo "unknown target $target (image, tiff, checkpoint, pickle, safetensors)" >&2; exit 2 ;;
+        *) echo "unknown target $target (image, tiff, video, checkpoint, pickle, safetensors)" >&2; exit 2 ;;
     esac
     corpus=Fuzz/.corpus/$target
     log=Fuzz/logs/$target.log

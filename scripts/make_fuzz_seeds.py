@@ -69,3 +69,16 @@ tifffile.imwrite(tiffs / "rgb16.tif", rgb.astype("uint16") * 257, photometric="r
 with tifffile.TiffWriter(tiffs / "pyramid.tif") as pyramid:
     pyramid.write(rgb, photometric="rgb", tile=(16, 16), subifds=1)
     pyramid.write(rgb[::2, ::2], photometric="rgb", tile=(16, 16), subfiletype=1)
+
+# Video seeds (Fuzz target "video"): tiny clips in the containers and codecs a user brings, made
+# by the `ffmpeg` program (scripts/install-deps.sh installs it): 32x24, 6 frames of a test pattern.
+import subprocess
+
+videos = seeds / "video"
+videos.mkdir(parents=True, exist_ok=True)
+for name, codec in [("h264.mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]), ("h264_faststart.mp4", ["-c:v", "libx264", "-movflags", "+faststart"]),
+                    ("mpeg4.mov", ["-c:v", "mpeg4"]), ("vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime"]),
+                    ("mjpeg.avi", ["-c:v", "mjpeg"]), ("ffv1_gray.mkv", ["-c:v", "ffv1", "-pix_fmt", "gray"]),
+                    ("mpeg2.ts", ["-c:v", "mpeg2video"]), ("animated.gif", [])]:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10",
+                    "-frames:v", "6", *codec, str(videos / name)], check=True)

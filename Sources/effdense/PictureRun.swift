@@ -188,9 +188,11 @@ struct PictureRun {
         var total = BatchSummary()
         total.total = pictures.count
         total.skipped = pictures.count - todo.count
+        // Recognised by content, each once.
+        let isVideo = video == nil ? [Bool](repeating: false, count: todo.count) : todo.map { VideoFile.isVideo(atPath: $0.path) }
         var next = 0
         while next < todo.count {
-            if let video, VideoFile.isVideo(atPath: todo[next].path) {
+            if let video, isVideo[next] {
                 let start = DispatchTime.now().uptimeNanoseconds
                 do {
                     let closing = try Self.asPictureError(todo[next]) { try video(todo[next]) }
@@ -209,7 +211,7 @@ struct PictureRun {
                 continue
             }
             var end = next + 1
-            while end < todo.count && !(video != nil && VideoFile.isVideo(atPath: todo[end].path)) { end += 1 }
+            while end < todo.count && !isVideo[end] { end += 1 }
             let group = Array(todo[next..<end])
             let atOnce = max(1, min(requested ?? options.batchSize ?? min(threads, 4), group.count))
             let threadsEach = max(1, threads / atOnce)

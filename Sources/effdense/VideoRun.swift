@@ -86,8 +86,8 @@ extension PictureRun {
                     if corruptInARow > corruptFramesInARowAllowed {
                         throw ImageError(.corrupt, picture.path, "\(corruptInARow) frames in a row cannot be decoded (from frame \(index - corruptInARow + 1)): \(problem)")
                     }
-                    let where_ = "frame \(index) (\(String(format: "%.2f", time)) s)"
-                    FileHandle.standardError.write(Data("effdense: \(picture.path): \(where_): \(EffDenseCommand.oneLine(problem)); skipped\n".utf8))
+                    let position = "frame \(index) (\(String(format: "%.2f", time)) s)"
+                    FileHandle.standardError.write(Data("effdense: \(picture.path): \(position): \(EffDenseCommand.oneLine(problem)); skipped\n".utf8))
                     try json.add(["image": picture.path, "frame": index, "time_s": (time * 1000).rounded() / 1000, "error": problem])
                 }
                 progress.advance()
