@@ -203,6 +203,36 @@ import Testing
         CLITests.expectOneLineError(mp4Mask, naming: folder.appendingPathComponent("mask.mp4").path)
     }
 
+    /// A video being written is a temporary file until its last frame: SIGINT mid-video removes
+    /// it; what SIGKILL leaves is swept by the next run, which writes the whole video.
+    @Test func aSignalMidVideoLeavesNoHalfVideo() throws {
+        let folder = try CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clip = folder.appendingPathComponent("clip.mp4").path
+        try Self.makeClip(clip)
+        let arguments = ["detect", clip, "--weights", Self.detector, "--json", folder.appendingPathComponent("d.jsonl").path]
+        var leftByKill = 0
+        for signal in [SIGINT, SIGTERM, SIGKILL] {
+            let pid = try NeverLoseDataTests.spawnWithDefaultSignals(CLITests.binary.path, arguments, environment: [:])
+            usleep(1_200_000)
+            kill(pid, signal)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            #expect(status & 0x7f == signal, "the run was not ended by signal \(signal) (status \(status))")
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            #expect(!names.contains("clip.detections.mp4"), "a video of part of the frames landed")
+            let partial = names.filter { $0.contains(AtomicFile.partialMarker) }
+            if signal == SIGKILL { leftByKill = partial.count } else { #expect(partial.isEmpty, "signal \(signal) left \(partial)") }
+        }
+        #expect(leftByKill == 1, "SIGKILL did not find the video in flight")
+        let again = try CLITests.run(arguments + ["--resume"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(!names.contains { $0.contains(AtomicFile.partialMarker) }, "\(names)")
+        #expect(try Self.frames(folder.appendingPathComponent("clip.detections.mp4").path).1.count == 60)
+        #expect(try Self.lines(folder.appendingPathComponent("d.jsonl").path).count == 61)
+    }
+
     @Test func segmentWritesEachFramesMaskLosslesslyAndAnOverlay() throws {
         let folder = try CLITests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
