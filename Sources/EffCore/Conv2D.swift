@@ -1,5 +1,6 @@
 import CBLAS
 import CKernels
+import Synchronization
 
 /// A 2-D convolution with groups = 1, NHWC, computed as one GEMM with weights packed at load
 /// (`eff_gemm_packed`): a 1x1 convolution with stride 1 multiplies the input directly
@@ -19,6 +20,8 @@ public struct Conv2D: Sendable {
     public private(set) var packedWeight: Tensor
     /// One bias per output channel (zeros when the layer has none).
     public private(set) var bias: Tensor
+    /// `packedWeight` rounded to bf16 pairs, made at the first bfloat16 call (`Precision`).
+    private var bf16Panels = BF16Panels()
 
     /// Builds the layer from PyTorch-layout weights `[outChannels, inChannels, k, k]`.
     public init(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, dilation: Int = 1,
@@ -63,6 +66,7 @@ public struct Conv2D: Sendable {
         var folded = self
         try foldBatchNorm(batchNorm, weight: &folded.packedWeight, bias: &folded.bias, operation: "Conv2D",
                           panelDepth: kernelSize * kernelSize * inChannels)
+        folded.bf16Panels = BF16Panels()
         return folded
     }
 
@@ -85,6 +89,7 @@ public struct Conv2D: Sendable {
             return try self(scaleChannels(input, by: inputScale), residual: residual)
         }
         var scaled = self
+        scaled.bf16Panels = BF16Panels()
         let depth = kernelSize * kernelSize * inChannels
         inputScale.withUnsafeBufferPointer { g in
             scaled.packedWeight.withUnsafeMutableBufferPointer { w in
@@ -135,9 +140,9 @@ public struct Conv2D: Sendable {
                         im2col(p.input, batchHeight: h, width: w, channels: c, padding: pad, outHeight: oh, outWidth: ow,
                                rows: r0..<(r0 + count), into: columns)
                     }
-                    eff_gemm_packed(isPointwise ? p.input + r0 * depth : UnsafePointer(columns), depth, count, depth, p.weights,
-                                    outChannels, p.output + r0 * outChannels, outChannels, p.bias, activation.kernelCode,
-                                    p.residual.map { $0 + r0 * outChannels }, outChannels)
+                    p.gemm(isPointwise ? p.input + r0 * depth : UnsafePointer(columns), lda: depth, rows: count, depth: depth,
+                           columns: outChannels, output: p.output + r0 * outChannels, ldc: outChannels, activation: activation.kernelCode,
+                           residual: p.residual.map { $0 + r0 * outChannels })
                 }
             }
         }
@@ -169,8 +174,8 @@ public struct Conv2D: Sendable {
                     let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
                     depthwise.computeRows(r0..<r1, of: p.input, g, into: band, residual: nil)
                     let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth * outChannels
-                    eff_gemm_packed(band, inChannels, pixels, inChannels, p.weights, outChannels, p.output + first, outChannels,
-                                    p.bias, activation.kernelCode, p.residual.map { $0 + first }, outChannels)
+                    p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels, output: p.output + first,
+                           ldc: outChannels, activation: activation.kernelCode, residual: p.residual.map { $0 + first })
                 }
             }
         }
@@ -196,8 +201,8 @@ public struct Conv2D: Sendable {
         withKernelPointers(input, residual, &output) { p in
             Threading.parallelFor(blocks) { range in
                 let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
-                eff_gemm_packed(p.input, inChannels, rows, inChannels, p.weights + n0 * inChannels, n1 - n0, p.output + n0, outChannels,
-                                p.bias + n0, activation.kernelCode, p.residual.map { $0 + n0 }, outChannels)
+                p.gemm(p.input, lda: inChannels, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0, output: p.output + n0,
+                       ldc: outChannels, activation: activation.kernelCode, residual: p.residual.map { $0 + n0 })
             }
         }
         return output
@@ -205,7 +210,15 @@ public struct Conv2D: Sendable {
 
     /// Runs `body` with raw pointers to the input, this layer's weights and bias, the residual
     /// and the output (every tensor holds at least one element, so none is null).
+    /// In bfloat16 (`Precision.current`), the weights are this layer's bf16 panels.
     private func withKernelPointers(_ input: Tensor, _ residual: Tensor?, _ output: inout Tensor, _ body: (KernelPointers) -> Void) {
+        guard Precision.current == .bfloat16 else { return withKernelPointers(input, residual, &output, bf16: nil, body) }
+        let panels = bf16Panels.panels(of: packedWeight, depth: kernelSize * kernelSize * inChannels, columns: outChannels)
+        panels.withUnsafeBufferPointer { withKernelPointers(input, residual, &output, bf16: $0.baseAddress, body) }
+    }
+
+    private func withKernelPointers(_ input: Tensor, _ residual: Tensor?, _ output: inout Tensor, bf16: UnsafePointer<UInt32>?,
+                                    _ body: (KernelPointers) -> Void) {
         input.withUnsafeBufferPointer { src in
             packedWeight.withUnsafeBufferPointer { weights in
                 bias.withUnsafeBufferPointer { bias in
@@ -213,7 +226,7 @@ public struct Conv2D: Sendable {
                         output.withUnsafeMutableBufferPointer { out in
                             guard let src = src.baseAddress, let weights = weights.baseAddress, let bias = bias.baseAddress,
                                   let out = out.baseAddress else { return }
-                            body(KernelPointers(input: src, weights: weights, bias: bias, residual: res, output: out))
+                            body(KernelPointers(input: src, weights: weights, bf16Weights: bf16, bias: bias, residual: res, output: out))
                         }
                     }
                 }
@@ -234,7 +247,44 @@ public struct Conv2D: Sendable {
 private struct KernelPointers: @unchecked Sendable {
     let input: UnsafePointer<Float>
     let weights: UnsafePointer<Float>
+    /// The weights as bf16 panels when the layer runs in bfloat16.
+    let bf16Weights: UnsafePointer<UInt32>?
     let bias: UnsafePointer<Float>
     let residual: UnsafePointer<Float>?
     let output: UnsafeMutablePointer<Float>
+
+    /// output[rows x columns] = a[rows x depth] · weights[:, firstColumn..<firstColumn + columns]
+    /// with the layer's bias, `activation` and `residual` (rows `ldc` apart), in the layer's
+    /// precision. `firstColumn` is a multiple of 32 (whole panel pairs).
+    func gemm(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, columns: Int, firstColumn: Int = 0,
+              output: UnsafeMutablePointer<Float>, ldc: Int, activation: Int32, residual: UnsafePointer<Float>?) {
+        if let bf16Weights {
+            eff_gemm_packed_bf16(a, lda, rows, depth, bf16Weights + firstColumn * ((depth + 1) / 2), columns, output, ldc,
+                                 bias + firstColumn, activation, residual, ldc)
+        } else {
+            eff_gemm_packed(a, lda, rows, depth, weights + firstColumn * depth, columns, output, ldc,
+                            bias + firstColumn, activation, residual, ldc)
+        }
+    }
+}
+
+/// A convolution's packed weights rounded to bf16 pairs (`eff_gemm_pack_bf16`), made once, at the
+/// first call in bfloat16, by whichever thread comes first.
+final class BF16Panels: Sendable {
+    private let storage = Mutex<[UInt32]?>(nil)
+
+    func panels(of packed: Tensor, depth: Int, columns: Int) -> [UInt32] {
+        storage.withLock { stored in
+            if let stored { return stored }
+            var panels = [UInt32](repeating: 0, count: eff_gemm_packed_bf16_size(depth, columns))
+            packed.withUnsafeBufferPointer { source in
+                panels.withUnsafeMutableBufferPointer { destination in
+                    guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
+                    eff_gemm_pack_bf16(source, depth, columns, destination)
+                }
+            }
+            stored = panels
+            return panels
+        }
+    }
 }

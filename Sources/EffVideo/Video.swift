@@ -31,7 +31,9 @@ public enum VideoFile {
     /// MPEG-TS...), or a GIF with more than one frame. Still pictures (PNG, JPEG, a one-frame
     /// GIF...) are not; neither is a file that cannot be read.
     public static func isVideo(atPath path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        // Only a regular file is opened here: a FIFO would block, a device read on.
+        guard FileManager.default.fileExists(atPath: path), PathText.existingNonFile(path) == nil,
+              let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
         guard let head = try? handle.read(upToCount: 4096), !head.isEmpty else { return false }
         if let format = ImageFormat.sniff(head) {

@@ -64,7 +64,7 @@ import Testing
     @Test func folderWithAReadmeIsClassified() throws {
         let result = try CLITests.run(["classify", "samples/", "--top", "1"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("1 file skipped: not named as pictures (README.md)"), "\(result.stderr)")
+        #expect(result.stderr.contains("1 file skipped: not named as pictures or videos (README.md)"), "\(result.stderr)")
         #expect(result.stderr.contains("4 pictures: 4 done"), "\(result.stderr)")
     }
 

@@ -1,6 +1,8 @@
 #ifndef EFF_KERNELS_H
 #define EFF_KERNELS_H
 
+#include <stdint.h>
+
 /* Hot CPU kernels, NHWC float32. Each has an AVX2+FMA version selected at run time when the CPU
    has it (function attributes, no build flags) and a portable version otherwise. The plain
    Swift reference versions in the tests check both against the same results. */
@@ -67,6 +69,26 @@ void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, cons
 
 /* Whether the AVX-512 versions are in use. */
 int eff_kernels_use_avx512(void);
+
+/* ---- bfloat16 (gemm_bf16.c): products of bf16-rounded values (nearest even), float32 sums ---- */
+
+/* Whether the CPU has AVX512_BF16 (VDPBF16PS), so eff_gemm_packed_bf16 runs at full speed. */
+int eff_kernels_use_avx512_bf16(void);
+
+/* 32-bit lanes eff_gemm_pack_bf16 writes for a k x n matrix. */
+long eff_gemm_packed_bf16_size(long k, long n);
+
+/* Rounds float32 panels packed by eff_gemm_pack_b (k x n) to bf16 pairs: panels of 16 columns,
+   each [(k + 1) / 2][16] lanes holding rows 2p (low half) and 2p + 1 (high half). */
+void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out);
+
+/* eff_gemm_packed with A rounded to bf16 on the fly and B packed by eff_gemm_pack_bf16. */
+void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
+                          const float *bias, int activation, const float *residual, long ldr);
+
+/* The same numbers one multiply at a time (what CPUs without AVX512_BF16 run), for the tests. */
+void eff_gemm_packed_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
+                                   long ldc, const float *bias, int activation, const float *residual, long ldr);
 
 /* glibc: blocks up to 256 MB from the heap (not a fresh mmap each) and no heap trimming, so
    freed tensor memory is reused warm by the next forward pass. */

@@ -1,0 +1,191 @@
+/* GEMM in bfloat16 with float32 accumulation (AVX512_BF16's VDPBF16PS), the epilogue fused as in
+   the float32 GEMM (kernels.c).
+
+   C[m x n] = bf16(A)[m x k] * bf16(B)[k x n] + epilogue, every product of two bf16 values
+   (rounded to nearest even from float32) summed in float32. B comes packed once from the
+   float32 panels (eff_gemm_pack_bf16): panels of 16 columns, each [k/2][16] 32-bit lanes
+   holding the bf16 pair (row 2p in the low half, row 2p+1 in the high half), a last odd row
+   paired with zero. A is rounded to bf16 at the start of each call, row by row (a row of bf16
+   values read as 32-bit lanes is already its sequence of pairs); the micro-kernel broadcasts a
+   pair of A and multiplies it into 12 rows x 32 columns of accumulators, two k steps per
+   instruction. */
+#include "eff_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* float32 → bfloat16, rounded to nearest even (NaN kept a quiet NaN). */
+static inline uint16_t bf16_from_float(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x40);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+static inline float float_from_bf16(uint16_t value) {
+    uint32_t bits = (uint32_t)value << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+long eff_gemm_packed_bf16_size(long k, long n) { return (k + 1) / 2 * ((n + 31) / 32 * 32); }
+
+void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out) {
+    long panels = (n + 31) / 32 * 2, pairs = (k + 1) / 2;
+    for (long q = 0; q < panels; q++) {
+        const float *src = packed + q * k * 16;
+        uint32_t *dst = out + q * pairs * 16;
+        for (long p = 0; p < pairs; p++) {
+            for (long j = 0; j < 16; j++) {
+                uint32_t low = bf16_from_float(src[2 * p * 16 + j]);
+                uint32_t high = 2 * p + 1 < k ? bf16_from_float(src[(2 * p + 1) * 16 + j]) : 0;
+                dst[p * 16 + j] = low | (high << 16);
+            }
+        }
+    }
+}
+
+/* Without AVX512_BF16: the same numbers (products of bf16-rounded values, float32 sums), one
+   multiply at a time, then the epilogue. For tests and other CPUs; the Swift side runs float32
+   there instead. */
+static void gemm_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
+                               const float *bias, int activation, const float *residual, long ldr) {
+    long pairs = (k + 1) / 2;
+    for (long i = 0; i < m; i++) {
+        for (long j = 0; j < n; j++) {
+            const uint32_t *panel = packed + (j / 16) * pairs * 16;
+            float sum = 0;
+            for (long p = 0; p < pairs; p++) {
+                uint32_t b = panel[p * 16 + j % 16];
+                sum += float_from_bf16(bf16_from_float(a[i * lda + 2 * p])) * float_from_bf16((uint16_t)(b & 0xFFFF));
+                if (2 * p + 1 < k) sum += float_from_bf16(bf16_from_float(a[i * lda + 2 * p + 1])) * float_from_bf16((uint16_t)(b >> 16));
+            }
+            c[i * ldc + j] = sum;
+        }
+        eff_epilogue(c + i * ldc, 1, n, bias, activation, residual ? residual + i * ldr : 0);
+    }
+}
+
+#if defined(__x86_64__)
+#include "kernels_avx512.h"
+
+#define EFF_AVX512_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma")))
+
+int eff_kernels_use_avx512_bf16(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = eff_kernels_use_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+    }
+    return cached;
+}
+
+/* Rows of A rounded to bf16, `width` (k rounded up to even, the pad zero) apart. */
+static EFF_AVX512_BF16 void round_rows(const float *a, long lda, long m, long k, uint16_t *out, long width) {
+    for (long i = 0; i < m; i++) {
+        const float *src = a + i * lda;
+        uint16_t *dst = out + i * width;
+        long p = 0;
+        for (; p + 32 <= k; p += 32) {
+            __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + p + 16), _mm512_loadu_ps(src + p));
+            _mm512_storeu_si512(dst + p, (__m512i)pair);
+        }
+        for (; p < k; p += 16) {
+            __mmask16 mask = k - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p)) - 1);
+            __m256bh half = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + p));
+            _mm256_mask_storeu_epi16(dst + p, mask, (__m256i)half);
+        }
+        if (k % 2) dst[k] = 0;
+    }
+}
+
+/* acc[MR][NV] = pairs of A rows (a, lda pairs apart) x NV panels of b (panel_stride apart),
+   then the float32 GEMM's fused epilogue and store. */
+#define EFF_GEMM_MICRO_BF16(NAME, MR, NV)                                                                      \
+    static inline EFF_AVX512_BF16 __attribute__((always_inline)) int NAME(                                     \
+        const uint32_t *restrict a, long lda, long pairs, const uint32_t *restrict b, long panel_stride,       \
+        float *restrict c, long ldc, const float *bias, int activation, const float *residual, long ldr, long cols) { \
+        __m512 acc[MR][NV];                                                                                    \
+        EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
+            EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();                           \
+        for (long p = 0; p < pairs; p++) {                                                                     \
+            __m512i bv[NV];                                                                                    \
+            EFF_UNROLL for (int j = 0; j < NV; j++) bv[j] = _mm512_loadu_si512(b + j * panel_stride + p * 16); \
+            EFF_UNROLL for (int i = 0; i < MR; i++) {                                                          \
+                __m512i av = _mm512_set1_epi32((int)a[i * lda + p]);                                           \
+                EFF_UNROLL for (int j = 0; j < NV; j++)                                                        \
+                    acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)av, (__m512bh)bv[j]);                    \
+            }                                                                                                  \
+        }                                                                                                      \
+        EFF_FINISH_BLOCK_512(MR, NV)                                                                           \
+    }
+
+EFF_GEMM_MICRO_BF16(bf16_12x2, 12, 2)
+EFF_GEMM_MICRO_BF16(bf16_4x2, 4, 2)
+EFF_GEMM_MICRO_BF16(bf16_1x2, 1, 2)
+EFF_GEMM_MICRO_BF16(bf16_12x1, 12, 1)
+EFF_GEMM_MICRO_BF16(bf16_4x1, 4, 1)
+EFF_GEMM_MICRO_BF16(bf16_1x1, 1, 1)
+
+/* The rounded rows of A, per thread, grown as needed and kept. */
+static _Thread_local uint16_t *rounded_rows;
+static _Thread_local long rounded_capacity;
+
+static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
+                                            long ldc, const float *bias, int activation, const float *residual, long ldr) {
+    long pairs = (k + 1) / 2, width = 2 * pairs;
+    if (m * width > rounded_capacity) {
+        uint16_t *grown = realloc(rounded_rows, (size_t)(m * width) * sizeof(uint16_t) + 64);
+        if (!grown) return 0;
+        rounded_rows = grown;
+        rounded_capacity = m * width;
+    }
+    round_rows(a, lda, m, k, rounded_rows, width);
+    const uint32_t *rows32 = (const uint32_t *)rounded_rows;
+    float scratch[12 * 32];
+    for (long j0 = 0; j0 < n; j0 += 32) {
+        const uint32_t *b = packed + (j0 / 16) * pairs * 16;
+        long cols = n - j0 < 32 ? n - j0 : 32;
+        int narrow = cols <= 16, full = cols == 32 || cols == 16;
+        const float *block_bias = bias ? bias + j0 : 0;
+        for (long i0 = 0; i0 < m;) {
+            long rows = m - i0 >= 12 ? 12 : (m - i0 >= 4 ? 4 : 1);
+            float *target = full ? c + i0 * ldc + j0 : scratch;
+            long ld = full ? ldc : 32;
+            const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;
+            const uint32_t *ai = rows32 + i0 * pairs;
+            if (narrow) {
+                if (rows == 12) bf16_12x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+                else if (rows == 4) bf16_4x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+                else bf16_1x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+            } else {
+                if (rows == 12) bf16_12x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+                else if (rows == 4) bf16_4x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+                else bf16_1x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+            }
+            if (!full) {
+                for (long i = 0; i < rows; i++) memcpy(c + (i0 + i) * ldc + j0, scratch + i * 32, cols * sizeof(float));
+            }
+            i0 += rows;
+        }
+    }
+    return 1;
+}
+#else
+int eff_kernels_use_avx512_bf16(void) { return 0; }
+#endif
+
+void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
+                          const float *bias, int activation, const float *residual, long ldr) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx512_bf16() && gemm_bf16_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr)) return;
+#endif
+    gemm_bf16_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+}
+
+void eff_gemm_packed_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
+                                   const float *bias, int activation, const float *residual, long ldr) {
+    gemm_bf16_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+}

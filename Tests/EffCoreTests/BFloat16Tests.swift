@@ -1,0 +1,90 @@
+import CKernels
+@testable import EffCore
+import Foundation
+import Testing
+
+/// The bfloat16 GEMM (AVX512_BF16) and convolutions in bfloat16 against references in double
+/// built from the same bf16-rounded operands: the only freedom left is float32 summation order,
+/// so the tolerance is float32's (1e-5 of the sum of |products|), not bf16's.
+@Suite(.serialized) struct BFloat16Tests {
+    /// Rounds to the nearest bfloat16 (ties to even), as VCVTNEPS2BF16 does.
+    static func bf16(_ value: Float) -> Double {
+        var bits = value.bitPattern
+        bits = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+        return Double(Float(bitPattern: bits & 0xFFFF_0000))
+    }
+
+    /// Both kernels: the AVX512_BF16 one (where the CPU has it) and the portable one.
+    @Test(arguments: [false, true])
+    func packedGemmEqualsTheRoundedOperandsProduct(portable: Bool) throws {
+        try #require(portable || Precision.bfloat16Available, "this CPU has no AVX512_BF16")
+        var rng = SeededGenerator(seed: 9090)
+        for trial in 0..<80 {
+            let m = [1, 2, 3, 5, 11, 12, 13, 25, 40].randomElement(using: &rng)!
+            let k = [1, 2, 3, 16, 27, 31, 32, 33, 64, 100].randomElement(using: &rng)!
+            let n = [1, 7, 15, 16, 17, 31, 32, 33, 48, 80].randomElement(using: &rng)!
+            let (lda, ldc, ldr) = (k + trial % 3, n + trial % 2, n + trial % 4)
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let a = (0..<(m * lda)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let b = (0..<(k * n)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let bias: [Float]? = trial % 2 == 0 ? (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } : nil
+            let residual: [Float]? = trial % 3 == 0 ? (0..<(m * ldr)).map { _ in Float.random(in: -1...1, using: &rng) } : nil
+            var packed = [Float](repeating: .nan, count: eff_gemm_packed_size(k, n))
+            eff_gemm_pack_b(b, k, n, &packed)
+            var panels = [UInt32](repeating: 0, count: eff_gemm_packed_bf16_size(k, n))
+            eff_gemm_pack_bf16(packed, k, n, &panels)
+            var c = [Float](repeating: .nan, count: m * ldc)
+            if portable {
+                eff_gemm_packed_bf16_portable(a, lda, m, k, panels, n, &c, ldc, bias, activation.kernelCode, residual, ldr)
+            } else {
+                eff_gemm_packed_bf16(a, lda, m, k, panels, n, &c, ldc, bias, activation.kernelCode, residual, ldr)
+            }
+            var worst = 0.0
+            for i in 0..<m { for j in 0..<n {
+                var sum = Double(bias?[j] ?? 0), magnitude = abs(sum)
+                for p in 0..<k {
+                    let product = Self.bf16(a[i * lda + p]) * Self.bf16(b[p * n + j])
+                    sum += product
+                    magnitude += abs(product)
+                }
+                let expected = referenceActivation(sum, activation) + Double(residual?[i * ldr + j] ?? 0)
+                worst = max(worst, abs(Double(c[i * ldc + j]) - expected) / max(1, magnitude))
+            } }
+            #expect(worst <= 1e-5, "bf16 gemm m\(m) k\(k) n\(n) \(activation) portable \(portable): \(worst)")
+            for i in 0..<m where ldc > n { #expect(c[i * ldc + n].isNaN, "gemm wrote past column \(n)") }
+        }
+    }
+
+    /// A convolution in bfloat16 equals the float32 convolution of the bf16-rounded input and
+    /// weights (BatchNorm folded first, then rounded, as at load), with 1 and 2 threads, through
+    /// every GEMM path of Conv2D (im2col tiles, 1x1 directly, 1x1 split by output channels).
+    @Test(arguments: [1, 2])
+    func convolutionInBFloat16IsFloat32OnRoundedOperands(threads: Int) throws {
+        try #require(Precision.bfloat16Available, "this CPU has no AVX512_BF16")
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil); Precision.use(.float32) }
+        var rng = SeededGenerator(seed: 515 + UInt64(threads))
+        func rounded(_ t: Tensor) throws -> Tensor {
+            var copy = t
+            copy.withUnsafeMutableBufferPointer { values in for i in values.indices { values[i] = Float(Self.bf16(values[i])) } }
+            return copy
+        }
+        for trial in 0..<30 {
+            let k = [1, 1, 3].randomElement(using: &rng)!
+            let (h, w) = trial % 5 == 0 ? (3, 4) : (Int.random(in: 1...20, using: &rng), Int.random(in: 1...20, using: &rng))
+            let cin = [3, 16, 33, 96].randomElement(using: &rng)!, cout = [8, 17, 64, 96].randomElement(using: &rng)!
+            let x = randomTensor([1, h, w, cin], &rng), weight = randomTensor([cout, cin, k, k], &rng), bias = randomTensor([cout], &rng)
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let conv = try Conv2D(weight: weight, bias: bias, padding: .same, activation: activation)
+            Precision.use(.bfloat16)
+            let fast = try conv(x)
+            Precision.use(.float32)
+            let reference = try Conv2D(weight: rounded(weight), bias: bias, padding: .same, activation: activation)(rounded(x))
+            #expect(maxRelativeError(fast, reference) <= 1e-5, "bf16 conv k\(k) \(x.shape)->\(cout) \(activation)")
+            // And the float32 result is still float32's after a bf16 call (no state leaks).
+            let again = try conv(x)
+            let exact = try Conv2D(weight: weight, bias: bias, padding: .same, activation: activation)(x)
+            #expect(maxRelativeError(again, exact) == 0)
+        }
+    }
+}
