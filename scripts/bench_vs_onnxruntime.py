@@ -14,7 +14,7 @@ OpenVINO bf16, and peak resident memory. Network forward only, batch 1.
 
     pip install torch timm effdet segmentation-models-pytorch onnx onnxscript onnxruntime openvino
     swift build -c release
-    python scripts/bench_vs_onnxruntime.py [--threads 1 2] [--rounds 3] [--runs 30] [--models all] [--engines ort ov-f32 ov-bf16]
+    python scripts/bench_vs_onnxruntime.py [--threads 1 2] [--rounds 3] [--runs 30] [--models all] [--engines ort ov-f32 ov-bf16] [--precision bf16]
                                            [--markdown OUT.md]
 """
 import argparse
@@ -135,6 +135,7 @@ def main():
                         help="three: Lite0, D0, DeepLabV3+ b0; bigger: D2 @768, DeepLabV3+ b4; all: both")
     parser.add_argument("--engines", nargs="+", choices=["ort", "ov-f32", "ov-bf16"], default=["ort", "ov-f32", "ov-bf16"])
     parser.add_argument("--effdense", default=str(ROOT / ".build/release/effdense"))
+    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="effdense's --precision")
     parser.add_argument("--markdown")
     args = parser.parse_args()
     models = {"three": MODELS, "bigger": BIGGER_MODELS, "all": MODELS + BIGGER_MODELS}[args.models]
@@ -150,7 +151,8 @@ def main():
             for _ in range(args.rounds):  # alternate, each in its own process
                 for engine in args.engines:
                     results[engine].append(run_json(engines[engine](label, threads, side)))
-                results["effdense"].append(run_json([args.effdense, "bench", *bench_args, "--threads", str(threads), "--runs", str(args.runs), "--json"]))
+                results["effdense"].append(run_json([args.effdense, "bench", *bench_args, "--threads", str(threads), "--runs", str(args.runs),
+                                                     "--precision", args.precision, "--json"]))
             med = lambda rs, k: sorted(r[k] for r in rs)[len(rs) // 2]
             row = {"model": label, "size": side, "threads": threads,
                    "effdense_pipeline_median_ms": med(results["effdense"], "pipeline_median_ms"), "effdense_load_ms": med(results["effdense"], "load_ms")}
@@ -161,7 +163,7 @@ def main():
                 row[f"effdense/{engine}"] = row["effdense"]["median_ms"] / row[engine]["median_ms"]
             rows.append(row)
             print(json.dumps(row), flush=True)
-    versions = "; ".join(f"{engine} {rows[0][engine]['version']}" + (f" (runs {rows[0][engine]['precision']})" if rows[0][engine]["precision"] else "")
+    versions = f"effdense --precision {args.precision}; " + "; ".join(f"{engine} {rows[0][engine]['version']}" + (f" (runs {rows[0][engine]['precision']})" if rows[0][engine]["precision"] else "")
                          for engine in args.engines)
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {versions}; "
              f"{args.rounds} alternating rounds of {args.runs} runs, medians of medians; ms (p90).", "",

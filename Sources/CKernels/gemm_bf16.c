@@ -32,7 +32,36 @@ static inline float float_from_bf16(uint16_t value) {
 
 long eff_gemm_packed_bf16_size(long k, long n) { return (k + 1) / 2 * ((n + 31) / 32 * 32); }
 
+#if defined(__x86_64__)
+#include "kernels_avx512.h"
+
+/* Rounds 16 floats to bf16 (nearest even) in the low halves of 32-bit lanes, as integers. */
+static inline EFF_AVX512 __m512i bf16_lanes(__m512 values) {
+    __m512i bits = _mm512_castps_si512(values);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    return _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd)), 16);
+}
+
+/* eff_gemm_pack_bf16 16 lanes at a time (a squeeze-and-excitation gate rescales a projection's
+   weights on every call, so they are rounded again each time). */
+static EFF_AVX512 void pack_bf16_avx512(const float *packed, long k, long n, uint32_t *out) {
+    long panels = (n + 31) / 32 * 2, pairs = (k + 1) / 2;
+    for (long q = 0; q < panels; q++) {
+        const float *src = packed + q * k * 16;
+        uint32_t *dst = out + q * pairs * 16;
+        for (long p = 0; p < pairs; p++) {
+            __m512i low = bf16_lanes(_mm512_loadu_ps(src + 2 * p * 16));
+            __m512i high = 2 * p + 1 < k ? bf16_lanes(_mm512_loadu_ps(src + (2 * p + 1) * 16)) : _mm512_setzero_si512();
+            _mm512_storeu_si512(dst + p * 16, _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
+        }
+    }
+}
+#endif
+
 void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx512()) { pack_bf16_avx512(packed, k, n, out); return; }
+#endif
     long panels = (n + 31) / 32 * 2, pairs = (k + 1) / 2;
     for (long q = 0; q < panels; q++) {
         const float *src = packed + q * k * 16;
@@ -69,8 +98,6 @@ static void gemm_bf16_portable(const float *a, long lda, long m, long k, const u
 }
 
 #if defined(__x86_64__)
-#include "kernels_avx512.h"
-
 #define EFF_AVX512_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma")))
 
 int eff_kernels_use_avx512_bf16(void) {

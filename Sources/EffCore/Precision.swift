@@ -11,9 +11,18 @@ public enum Precision: String, Sendable, CaseIterable {
     case bfloat16 = "bf16"
 
     private static let selected = Atomic<Int>(0)
+    @TaskLocal private static var scoped: Precision?
 
-    /// The precision the convolutions run in now (process-wide).
-    public static var current: Precision { selected.load(ordering: .relaxed) == 1 ? .bfloat16 : .float32 }
+    /// The precision the convolutions run in now: `withPrecision`'s on this thread, else the
+    /// process-wide one (`use`).
+    public static var current: Precision { scoped ?? (selected.load(ordering: .relaxed) == 1 ? .bfloat16 : .float32) }
+
+    /// Runs `body` with the convolutions it calls on this thread in `precision` (whatever the
+    /// CPU has: bfloat16 there runs the portable kernel without AVX512_BF16), the process-wide
+    /// setting untouched: for comparing both in one process.
+    public static func withPrecision<Result>(_ precision: Precision, _ body: () throws -> Result) rethrows -> Result {
+        try $scoped.withValue(precision, operation: body)
+    }
 
     /// Whether this CPU runs bfloat16 at full speed (AVX512_BF16).
     public static var bfloat16Available: Bool { eff_kernels_use_avx512_bf16() != 0 }

@@ -58,6 +58,7 @@ struct BenchCommand: ParsableCommand {
         }
         let pipeline = try benchmark.measurePipeline(picture, runs: max(3, runs / 2))
         let result: [String: Any] = [
+            "precision": Precision.current.rawValue,
             "model": model == "deeplabv3plus" ? "deeplabv3plus-\(encoder)" + (outputStride == 8 ? "-os8" : "") : model,
             "size": benchmark.inputSize.height, "threads": Threading.threadCount, "runs": runs,
             "median_ms": Benchmark.quantile(forward, 0.5), "p90_ms": Benchmark.quantile(forward, 0.9),
@@ -68,8 +69,8 @@ struct BenchCommand: ParsableCommand {
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "%@ @%d, %d threads: load %.0f ms, network median %.2f ms (p90 %.2f), pipeline median %.2f ms, peak RSS %.0f MB",
-                         result["model"] as? String ?? model, benchmark.inputSize.height, Threading.threadCount, loadMilliseconds,
+            print(String(format: "%@ @%d, %d threads, %@: load %.0f ms, network median %.2f ms (p90 %.2f), pipeline median %.2f ms, peak RSS %.0f MB",
+                         result["model"] as? String ?? model, benchmark.inputSize.height, Threading.threadCount, Precision.current.rawValue, loadMilliseconds,
                          Benchmark.quantile(forward, 0.5), Benchmark.quantile(forward, 0.9), Benchmark.quantile(pipeline, 0.5),
                          Benchmark.peakResidentMegabytes))
         }

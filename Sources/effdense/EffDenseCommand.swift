@@ -61,6 +61,9 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "Threads for the kernels and OpenBLAS (default: all cores).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("Number format of the convolutions: f32 (the reference) or bf16 (weights and layer inputs rounded to bfloat16, float32 sums; needs AVX512_BF16, else float32 runs with a note).", valueName: "f32|bf16"))
+    var precision: Precision = .float32
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
     }
@@ -73,5 +76,10 @@ struct RuntimeOptions: ParsableArguments {
         }
         Threading.setThreadCount(count)
         TensorMemory.keepFreedMemory()
+        if Precision.use(precision) != precision {
+            FileHandle.standardError.write(Data("effdense: --precision bf16: this CPU has no AVX512_BF16; running float32\n".utf8))
+        }
     }
 }
+
+extension Precision: ExpressibleByArgument {}

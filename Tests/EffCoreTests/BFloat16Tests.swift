@@ -14,10 +14,10 @@ import Testing
         return Double(Float(bitPattern: bits & 0xFFFF_0000))
     }
 
-    /// Both kernels: the AVX512_BF16 one (where the CPU has it) and the portable one.
+    /// Both kernels: the AVX512_BF16 one (where the CPU has it; else the portable one again) and
+    /// the portable one.
     @Test(arguments: [false, true])
     func packedGemmEqualsTheRoundedOperandsProduct(portable: Bool) throws {
-        try #require(portable || Precision.bfloat16Available, "this CPU has no AVX512_BF16")
         var rng = SeededGenerator(seed: 9090)
         for trial in 0..<80 {
             let m = [1, 2, 3, 5, 11, 12, 13, 25, 40].randomElement(using: &rng)!
@@ -60,9 +60,8 @@ import Testing
     /// every GEMM path of Conv2D (im2col tiles, 1x1 directly, 1x1 split by output channels).
     @Test(arguments: [1, 2])
     func convolutionInBFloat16IsFloat32OnRoundedOperands(threads: Int) throws {
-        try #require(Precision.bfloat16Available, "this CPU has no AVX512_BF16")
         Threading.setThreadCount(threads)
-        defer { Threading.setThreadCount(nil); Precision.use(.float32) }
+        defer { Threading.setThreadCount(nil) }
         var rng = SeededGenerator(seed: 515 + UInt64(threads))
         func rounded(_ t: Tensor) throws -> Tensor {
             var copy = t
@@ -76,9 +75,7 @@ import Testing
             let x = randomTensor([1, h, w, cin], &rng), weight = randomTensor([cout, cin, k, k], &rng), bias = randomTensor([cout], &rng)
             let activation = Activation.allCases.randomElement(using: &rng)!
             let conv = try Conv2D(weight: weight, bias: bias, padding: .same, activation: activation)
-            Precision.use(.bfloat16)
-            let fast = try conv(x)
-            Precision.use(.float32)
+            let fast = try Precision.withPrecision(.bfloat16) { try conv(x) }
             let reference = try Conv2D(weight: rounded(weight), bias: bias, padding: .same, activation: activation)(rounded(x))
             #expect(maxRelativeError(fast, reference) <= 1e-5, "bf16 conv k\(k) \(x.shape)->\(cout) \(activation)")
             // And the float32 result is still float32's after a bf16 call (no state leaks).
