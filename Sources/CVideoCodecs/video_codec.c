@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/imgutils.h>
+#include <math.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 #include <pthread.h>
@@ -168,6 +170,14 @@ int eff_video_open(const char *path, int64_t max_pixels, eff_video_reader **out,
     info->declared_frames = stream->nb_frames > 0 ? stream->nb_frames : -1;
     info->duration = stream->duration != AV_NOPTS_VALUE ? stream->duration * av_q2d(stream->time_base)
                    : r->format->duration != AV_NOPTS_VALUE ? r->format->duration / (double)AV_TIME_BASE : -1;
+    /* As cmdutils' get_rotation: the display matrix's counter-clockwise angle, negated and
+       brought into [0, 360); only quarter turns are applied (mirrored matrices are not). */
+    const uint8_t *matrix = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+    if (matrix) {
+        double theta = -round(av_display_rotation_get((const int32_t *)matrix));
+        theta -= 360 * floor(theta / 360 + 0.9 / 360);
+        info->rotation = fabs(theta - 90) < 1 ? 90 : fabs(theta - 180) < 1 ? 180 : fabs(theta - 270) < 1 ? 270 : 0;
+    }
     snprintf(info->codec, sizeof info->codec, "%s", codec->name);
     snprintf(info->container, sizeof info->container, "%s", r->format->iformat->name);
     *out = r;

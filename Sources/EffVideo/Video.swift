@@ -5,8 +5,13 @@ import Foundation
 
 /// What a video file holds, as its container declares it.
 public struct VideoInfo: Sendable {
+    /// The frames' size as shown (after `rotation`).
     public let width: Int
     public let height: Int
+    /// Degrees the stored frames are turned clockwise to be shown (0, 90, 180, 270), from the
+    /// stream's display matrix (phones store portrait videos as landscape frames and say so
+    /// there). Frames come out turned, as the ffmpeg program and OpenCV show them.
+    public let rotation: Int
     /// Frames per second as a fraction (the stream's average rate).
     public let rate: (numerator: Int, denominator: Int)
     /// Frames the container declares (MP4 does, Matroska does not).
@@ -66,6 +71,10 @@ public final class VideoReader {
     public let info: VideoInfo
     private var reader: OpaquePointer?
     private var framesRead = 0
+    /// The frames as stored, before the rotation.
+    private let storedWidth: Int, storedHeight: Int
+    /// The EXIF orientation that shows the stored frames (1: as they are).
+    private let orientation: Int
 
     /// Opens `path`'s best video stream; frames over `maxPixels` pixels are refused.
     public init(contentsOf path: String, maxPixels: Int = ImageCodec.defaultMaxPixels) throws {
@@ -80,7 +89,12 @@ public final class VideoReader {
             throw ImageError(.corrupt, path, text(message))
         }
         reader = handle
-        info = VideoInfo(width: Int(raw.width), height: Int(raw.height), rate: (Int(raw.fps_num), Int(raw.fps_den)),
+        (storedWidth, storedHeight) = (Int(raw.width), Int(raw.height))
+        let rotation = Int(raw.rotation)
+        orientation = [90: 6, 180: 3, 270: 8][rotation] ?? 1
+        let turned = rotation == 90 || rotation == 270
+        info = VideoInfo(width: turned ? storedHeight : storedWidth, height: turned ? storedWidth : storedHeight, rotation: rotation,
+                         rate: (Int(raw.fps_num), Int(raw.fps_den)),
                          declaredFrames: raw.declared_frames > 0 ? Int(raw.declared_frames) : nil,
                          duration: raw.duration >= 0 ? raw.duration : nil,
                          codec: withUnsafeBytes(of: raw.codec) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) },
@@ -93,7 +107,7 @@ public final class VideoReader {
     /// before the frames its container declares is an error (a truncated file).
     public func next() throws -> Item? {
         guard let reader else { return nil }
-        var pixels = [UInt8](repeating: 0, count: info.width * info.height * 3)
+        var pixels = [UInt8](repeating: 0, count: storedWidth * storedHeight * 3)
         var index: Int64 = 0, time = 0.0
         var message = [CChar](repeating: 0, count: 512)
         let status = pixels.withUnsafeMutableBufferPointer {
@@ -102,7 +116,8 @@ public final class VideoReader {
         switch status {
         case EFF_VIDEO_FRAME:
             framesRead += 1
-            return .frame(VideoFrame(index: Int(index), time: time, image: try RGBImage(width: info.width, height: info.height, pixels: pixels)))
+            let stored = try RGBImage(width: storedWidth, height: storedHeight, pixels: pixels)
+            return .frame(VideoFrame(index: Int(index), time: time, image: stored.oriented(orientation)))
         case EFF_VIDEO_CORRUPT_FRAME:
             framesRead += 1
             return .corrupt(index: Int(index), time: time, problem: text(message))

@@ -64,6 +64,31 @@ import Testing
         }
     }
 
+    /// A phone's portrait video: landscape frames stored with a display matrix saying "turn 90
+    /// degrees". Frames come out turned, equal to what the ffmpeg program (autorotate) gives.
+    @Test func rotatedVideosComeOutAsShown() throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clip = try Self.makeClip(in: folder)
+        for degrees in [90, 180, 270] {
+            let rotated = folder.appendingPathComponent("rotated\(degrees).mp4").path
+            try Self.ffmpeg(["-i", clip, "-c", "copy", "-metadata:s:v:0", "rotate=\(degrees)", rotated])
+            let reader = try VideoReader(contentsOf: rotated)
+            // FFmpeg 5.1 stores the `rotate` tag as a display matrix turning the frames that
+            // many degrees counter-clockwise (ffprobe: "rotation=90"), i.e. 360 - that clockwise.
+            #expect(reader.info.rotation == (360 - degrees) % 360)
+            #expect(reader.info.width == (degrees == 180 ? 640 : 480) && reader.info.height == (degrees == 180 ? 480 : 640))
+            var frames: [VideoFrame] = []
+            while let item = try reader.next() { if case .frame(let frame) = item { frames.append(frame) } }
+            #expect(frames.count == 60)
+            let png = folder.appendingPathComponent("rotated\(degrees).png").path
+            try Self.ffmpeg(["-i", rotated, "-vf", "select=eq(n\\,33)", "-vframes", "1", "-pix_fmt", "rgb24", png])
+            let shown = try ImageCodec.decode(contentsOf: png)
+            #expect(frames[33].image.width == shown.width && frames[33].image.height == shown.height)
+            #expect(frames[33].image.pixels == shown.pixels, "frame 33 of the \(degrees) degree video differs from ffmpeg's")
+        }
+    }
+
     @Test func losslessGrayFramesRoundTrip() throws {
         let folder = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -24,6 +24,9 @@ typedef struct {
     double duration;
     char codec[32];
     char container[64];
+    /* Degrees the stored frames are turned clockwise to be shown (0, 90, 180, 270): the stream's
+       display matrix, as the ffmpeg program's autorotate reads it (a phone's portrait video). */
+    int rotation;
 } eff_video_info;
 
 /* Whether the first bytes of a file (`size` of them, any number) look like a video container
