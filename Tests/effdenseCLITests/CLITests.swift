@@ -165,6 +165,21 @@ import Testing
         #expect(stdout.stdout.split(separator: "\n").count == 1 && stdout.stdout.contains("\"tiger cat\""))
     }
 
+    /// `--precision bf16` end to end: bench says which precision ran (bf16 only on a CPU with
+    /// AVX512_BF16, else float32 with a note), and classify keeps the real Lite0's answer.
+    @Test func precisionFlagRunsBFloat16WhereTheCPUHasIt() throws {
+        let bench = try CLITests.run(["bench", "--model", "tf_efficientnet_lite0", "--runs", "2", "--precision", "bf16", "--json"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any])
+        #expect(report["precision"] as? String == (Precision.bfloat16Available ? "bf16" : "f32"))
+        #expect(bench.stderr.contains("no AVX512_BF16") == !Precision.bfloat16Available, "\(bench.stderr)")
+        let classify = try CLITests.run(["classify", "samples/coffee.jpg", "--json", "-", "--top", "1", "--precision", "bf16"])
+        #expect(classify.status == 0, "\(classify.stderr)")
+        #expect(classify.stdout.contains("\"espresso\""), "\(classify.stdout)")
+        let bad = try CLITests.run(["classify", "samples/coffee.jpg", "--precision", "fp8"])
+        CLITests.expectOneLineError(bad, naming: "The value 'fp8' is invalid for '--precision")
+    }
+
     @Test func wrongWeightsNameWhatTheFileHolds() throws {
         let folder = try CLITests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
