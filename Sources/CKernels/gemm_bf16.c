@@ -79,8 +79,8 @@ void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out) {
 /* Without AVX512_BF16: the same numbers (products of bf16-rounded values, float32 sums), one
    multiply at a time, then the epilogue. For tests and other CPUs; the Swift side runs float32
    there instead. */
-static void gemm_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
-                               const float *bias, int activation, const float *residual, long ldr) {
+void eff_gemm_packed_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
+                                   long ldc, const float *bias, int activation, const float *residual, long ldr) {
     long pairs = (k + 1) / 2;
     for (long i = 0; i < m; i++) {
         for (long j = 0; j < n; j++) {
@@ -209,10 +209,5 @@ void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32
 #if defined(__x86_64__)
     if (eff_kernels_use_avx512_bf16() && gemm_bf16_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr)) return;
 #endif
-    gemm_bf16_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
-}
-
-void eff_gemm_packed_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
-                                   const float *bias, int activation, const float *residual, long ldr) {
-    gemm_bf16_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+    eff_gemm_packed_bf16_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
 }

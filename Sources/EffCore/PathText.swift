@@ -98,3 +98,11 @@ extension PathText {
         }
     }
 }
+
+extension String {
+    /// The text of a C buffer up to its first NUL (a C shim's error message), as UTF-8 with
+    /// invalid bytes replaced.
+    public init(cBuffer buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -136,7 +136,7 @@ public enum ImageCodec {
             var message = [CChar](repeating: 0, count: 256)
             let headerStatus = readHeader(bytes.baseAddress, bytes.count, &width, &height, &message, message.count)
             guard headerStatus == EFF_OK else {
-                throw ImageError(.corrupt, source, "corrupt \(name): \(cString(message))")
+                throw ImageError(.corrupt, source, "corrupt \(name): \(String(cBuffer: message))")
             }
             guard width > 0, height > 0 else {
                 throw ImageError(.corrupt, source, "corrupt \(name): the header says \(width)x\(height) pixels")
@@ -153,7 +153,7 @@ public enum ImageCodec {
                 initialised = buffer.count
             }
             guard status == EFF_OK else {
-                throw ImageError(.corrupt, source, "corrupt \(name): \(cString(message))")
+                throw ImageError(.corrupt, source, "corrupt \(name): \(String(cBuffer: message))")
             }
             return try RGBImage(width: Int(width), height: Int(height), pixels: pixels)
         }
@@ -176,7 +176,7 @@ public enum ImageCodec {
             var width: UInt32 = 0, height: UInt32 = 0
             var message = [CChar](repeating: 0, count: 256)
             guard eff_png_read_header(bytes.baseAddress, bytes.count, &width, &height, &message, message.count) == EFF_OK, width > 0, height > 0 else {
-                throw ImageError(.corrupt, path, "corrupt PNG: \(cString(message))")
+                throw ImageError(.corrupt, path, "corrupt PNG: \(String(cBuffer: message))")
             }
             let (pixelCount, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
             guard !overflow, pixelCount <= maxPixels else {
@@ -188,7 +188,7 @@ public enum ImageCodec {
                 if status != EFF_OK { buffer.initialize(repeating: 0) }
                 initialised = buffer.count
             }
-            guard status == EFF_OK else { throw ImageError(.corrupt, path, cString(message)) }
+            guard status == EFF_OK else { throw ImageError(.corrupt, path, String(cBuffer: message)) }
             return IndexedMask(width: Int(width), height: Int(height), indices: indices)
         }
     }
@@ -224,7 +224,7 @@ public enum ImageCodec {
         let status = eff_png_encode(pixels, UInt32(width), UInt32(height), colorType,
                                     palette, Int32(palette.count / 3), &output, &size, &message, message.count)
         guard status == EFF_OK, let output else {
-            throw ImageError(.invalidArgument, source, "libpng: \(cString(message))")
+            throw ImageError(.invalidArgument, source, "libpng: \(String(cBuffer: message))")
         }
         defer { eff_free(output) }
         return Data(bytes: output, count: size)
@@ -249,10 +249,6 @@ public enum ImageCodec {
         } catch let error as AtomicFileError {
             throw ImageError(.unwritable, error.path, error.problem)
         }
-    }
-
-    private static func cString(_ buffer: [CChar]) -> String {
-        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The bytes of the regular file at `path` (a FIFO or a folder is refused, never opened).

@@ -22,7 +22,7 @@ public final class TIFFRegionReader: @unchecked Sendable {
         if let problem = PathText.notARegularFile(path) { throw ImageError(.unreadable, path, "cannot read the file (\(problem))") }
         var message = [CChar](repeating: 0, count: 512)
         guard let reader = eff_tiff_reader_open(path, &message, message.count) else {
-            throw ImageError(.corrupt, path, Self.text(message))
+            throw ImageError(.corrupt, path, String(cBuffer: message))
         }
         var w: UInt32 = 0, h: UInt32 = 0, tw: UInt32 = 0, th: UInt32 = 0
         eff_tiff_reader_size(reader, &w, &h, &tw, &th)
@@ -47,13 +47,10 @@ public final class TIFFRegionReader: @unchecked Sendable {
             if status != EFF_OK { buffer.initialize(repeating: 0) }
             initialised = buffer.count
         }
-        guard status == EFF_OK else { throw ImageError(.corrupt, path, Self.text(message)) }
+        guard status == EFF_OK else { throw ImageError(.corrupt, path, String(cBuffer: message)) }
         return try RGBImage(width: regionWidth, height: regionHeight, pixels: pixels)
     }
 
-    static func text(_ message: [CChar]) -> String {
-        String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }
 
 /// A class mask of any size written as a tiled, deflate-compressed palette TIFF (BigTIFF when
@@ -78,7 +75,7 @@ public final class TIFFMaskWriter {
         let colours = palette.prefix(256).flatMap { [$0.0, $0.1, $0.2] }
         guard let writer = eff_tiff_mask_writer_open(pending.temporaryPath, UInt32(width), UInt32(height), colours, Int32(colours.count / 3), &message, message.count) else {
             pending.abandon()
-            throw ImageError(.unwritable, path, TIFFRegionReader.text(message))
+            throw ImageError(.unwritable, path, String(cBuffer: message))
         }
         self.writer = writer
         self.path = path
@@ -98,7 +95,7 @@ public final class TIFFMaskWriter {
         guard let writer, rows.count % width == 0 else { throw ImageError(.invalidArgument, path, "mask rows of a wrong size") }
         var message = [CChar](repeating: 0, count: 256)
         guard eff_tiff_mask_writer_add_rows(writer, rows, UInt32(rows.count / width), &message, message.count) == EFF_OK else {
-            throw ImageError(.unwritable, path, TIFFRegionReader.text(message))
+            throw ImageError(.unwritable, path, String(cBuffer: message))
         }
     }
 
@@ -109,7 +106,7 @@ public final class TIFFMaskWriter {
         var message = [CChar](repeating: 0, count: 256)
         guard eff_tiff_mask_writer_close(writer, 0, &message, message.count) == EFF_OK else {
             pending.abandon()
-            throw ImageError(.unwritable, path, TIFFRegionReader.text(message))
+            throw ImageError(.unwritable, path, String(cBuffer: message))
         }
         do {
             try pending.commit()

@@ -118,7 +118,7 @@ private final class RowReader {
         } else {
             jpeg = eff_jpeg_rows_open(path, &w, &h, &message, message.count)
         }
-        guard png != nil || jpeg != nil else { throw ImageError(.corrupt, path, "corrupt \(format.name): \(TIFFRegionReader.text(message))") }
+        guard png != nil || jpeg != nil else { throw ImageError(.corrupt, path, "corrupt \(format.name): \(String(cBuffer: message))") }
         width = Int(w)
         height = Int(h)
     }
@@ -132,7 +132,7 @@ private final class RowReader {
         var message = [CChar](repeating: 0, count: 256)
         let status = png.map { eff_png_rows_read($0, buffer, UInt32(count), &message, message.count) }
             ?? jpeg.map { eff_jpeg_rows_read($0, buffer, UInt32(count), &message, message.count) } ?? EFF_ERR_CORRUPT
-        guard status == EFF_OK else { throw ImageError(.corrupt, source, "corrupt \(name): \(TIFFRegionReader.text(message))") }
+        guard status == EFF_OK else { throw ImageError(.corrupt, source, "corrupt \(name): \(String(cBuffer: message))") }
     }
 
     func read(into buffer: inout [UInt8], count: Int, source: String) throws {

@@ -86,7 +86,7 @@ public final class VideoReader {
         var raw = eff_video_info()
         var message = [CChar](repeating: 0, count: 512)
         guard eff_video_open(path, Int64(maxPixels), &handle, &raw, &message, message.count) == 0, let handle else {
-            throw ImageError(.corrupt, path, text(message))
+            throw ImageError(.corrupt, path, String(cBuffer: message))
         }
         reader = handle
         (storedWidth, storedHeight) = (Int(raw.width), Int(raw.height))
@@ -120,7 +120,7 @@ public final class VideoReader {
             return .frame(VideoFrame(index: Int(index), time: time, image: stored.oriented(orientation)))
         case EFF_VIDEO_CORRUPT_FRAME:
             framesRead += 1
-            return .corrupt(index: Int(index), time: time, problem: text(message))
+            return .corrupt(index: Int(index), time: time, problem: String(cBuffer: message))
         case EFF_VIDEO_END:
             close()
             if framesRead == 0 { throw ImageError(.empty, path, "the video has no frames" + (info.declaredFrames.map { " (its container declares \($0))" } ?? "")) }
@@ -130,7 +130,7 @@ public final class VideoReader {
             return nil
         default:
             close()
-            throw ImageError(.corrupt, path, "after \(framesRead) frames: \(text(message))")
+            throw ImageError(.corrupt, path, "after \(framesRead) frames: \(String(cBuffer: message))")
         }
     }
 
@@ -178,10 +178,10 @@ public final class VideoWriter {
                                     kind == .colour ? EFF_VIDEO_COLOUR : EFF_VIDEO_LOSSLESS_GRAY, &handle, &name, name.count,
                                     &message, message.count) == 0, let handle else {
             pending.abandon()
-            throw ImageError(.unwritable, path, text(message))
+            throw ImageError(.unwritable, path, String(cBuffer: message))
         }
         writer = handle
-        codec = text(name)
+        codec = String(cBuffer: name)
     }
 
     deinit {
@@ -209,7 +209,7 @@ public final class VideoWriter {
         guard let writer else { throw ImageError(.unwritable, path, "the video is already finished") }
         var message = [CChar](repeating: 0, count: 512)
         let status = bytes.withUnsafeBufferPointer { eff_video_write(writer, $0.baseAddress, &message, message.count) }
-        if status != 0 { throw ImageError(.unwritable, path, text(message)) }
+        if status != 0 { throw ImageError(.unwritable, path, String(cBuffer: message)) }
     }
 
     /// Flushes the encoder, finishes the container and puts the file in place.
@@ -221,7 +221,7 @@ public final class VideoWriter {
         self.writer = nil
         guard status == 0 else {
             pending.abandon()
-            throw ImageError(.unwritable, path, text(message))
+            throw ImageError(.unwritable, path, String(cBuffer: message))
         }
         do {
             try pending.commit()
@@ -229,9 +229,4 @@ public final class VideoWriter {
             throw ImageError(.unwritable, path, error.problem)
         }
     }
-}
-
-/// The text of a NUL-terminated C buffer.
-private func text(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -92,15 +92,12 @@ struct DetectCommand: ParsableCommand {
         let forceTiles = tile != nil, fullPass = !noFullPass, orientation = !inputs.ignoreOrientation, stride = videos.vidStride
         let fields = { (detections: [Detection], image: RGBImage) -> [String: Any] in
             ["width": image.width, "height": image.height, "model": detectionConfig.name,
-             "detections": detections.map {
-                 ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
-                  "label": detector.label($0.classIndex)] as [String: Any]
-             }]
+             "detections": Self.json(detections, labelledBy: detector)]
         }
         let noImages = self.noImages
         try run.runEach(
             atOnce: forceTiles ? 1 : nil,
-            suffixes: { noImages ? [] : [VideoFile.isVideo(atPath: $0.path) ? ".detections.mp4" : ".detections.png"] },
+            suffixes: { _, isVideo in noImages ? [] : [isVideo ? ".detections.mp4" : ".detections.png"] },
             video: { video in
                 // Every frame (or every stride-th) detected whole; the annotated frames make a video.
                 let target = noImages ? nil : try run.outputPath(video, suffix: ".detections.mp4", explicit: explicitOutput)
@@ -132,6 +129,14 @@ struct DetectCommand: ParsableCommand {
                 target = path
             }
             return PictureRecord(json: fields(detections, image).merging(["image": picture.path]) { $1 }, message: "\(picture.path): \(detections.count) detections" + (target.map { " → \($0)" } ?? ""))
+        }
+    }
+
+    /// Detections as JSON: box (x1, y1, x2, y2), score, class index and label.
+    static func json(_ detections: [Detection], labelledBy detector: ObjectDetector) -> [[String: Any]] {
+        detections.map {
+            ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
+             "label": detector.label($0.classIndex)] as [String: Any]
         }
     }
 

@@ -157,21 +157,24 @@ struct PictureRun {
 
     /// `run` for a command that reads each picture itself (a large TIFF region by region);
     /// `atOnce` overrides the pictures worked on at once; `suffixes` names the files `--resume`
-    /// looks for when they depend on the picture (default: `outputSuffixes`). With `video`,
+    /// looks for when they depend on the picture and on whether it is a video (default:
+    /// `outputSuffixes`). With `video`,
     /// inputs that are videos (by content) go to it, one at a time with every thread, in their
     /// place in the input order; it streams its frames' lines itself (`runVideo`) and returns
     /// the video's closing record.
-    func runEach(atOnce requested: Int? = nil, suffixes: ((InputPicture) -> [String])? = nil,
+    func runEach(atOnce requested: Int? = nil, suffixes: ((_ picture: InputPicture, _ isVideo: Bool) -> [String])? = nil,
                  video: ((InputPicture) throws -> PictureRecord)? = nil,
                  _ process: @escaping (InputPicture) throws -> PictureRecord) throws {
         let single = isSinglePicture
         let json = self.json
+        // Recognised by content, each input once.
+        let videos = video == nil ? [:] : Dictionary(pictures.map { ($0, VideoFile.isVideo(atPath: $0.path)) }) { first, _ in first }
         // Done: the picture's result line (when the JSON goes to a file) and every file the
         // current flags ask for are present. Anything less runs again, its old line dropped.
         let todo = pictures.filter { picture in
             !(options.resume
                 && (json.destination == nil || json.toStandardOutput || json.hasResult(for: picture.path))
-                && (suffixes?(picture) ?? outputSuffixes).allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) })
+                && (suffixes?(picture, videos[picture] ?? false) ?? outputSuffixes).allSatisfy { FileManager.default.fileExists(atPath: naming.path(for: picture, suffix: $0)) })
         }
         try json.startResuming(redoing: Set(todo.map { InputCollector.canonical($0.path) }))
         let threads = Threading.threadCount
@@ -188,8 +191,7 @@ struct PictureRun {
         var total = BatchSummary()
         total.total = pictures.count
         total.skipped = pictures.count - todo.count
-        // Recognised by content, each once.
-        let isVideo = video == nil ? [Bool](repeating: false, count: todo.count) : todo.map { VideoFile.isVideo(atPath: $0.path) }
+        let isVideo = todo.map { videos[$0] ?? false }
         var next = 0
         while next < todo.count {
             if let video, isVideo[next] {

@@ -71,16 +71,10 @@ struct SegmentCommand: ParsableCommand {
             return "\(InputCollector.canonical(path)) \((attributes?[.size] as? Int) ?? -1) \(modified)"
         }.joined(separator: ", ") + " | \(self.segmenter.identityFlags)"
         // A picture too large to decode whole is segmented in tiles into IMG.mask.tif.
-        let maskSuffix = { (picture: InputPicture) in
-            [VideoFile.isVideo(atPath: picture.path) ? ".mask.mkv" : forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"]
+        let maskSuffix = { (picture: InputPicture, isVideo: Bool) in
+            [isVideo ? ".mask.mkv" : forceTiles || LargePicture.isLarge(picture.path) ? ".mask.tif" : ".mask.png"]
         }
         let stride = videos.vidStride
-        let classFields = { (present: [(classIndex: Int, pixels: Int)], total: Double) -> [[String: Any]] in
-            present.map {
-                ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
-                 "fraction": Double($0.pixels) / total] as [String: Any]
-            }
-        }
         let segmentVideo = { (video: InputPicture) throws -> PictureRecord in
             // Each frame's mask (class indices, lossless) and, on request, its overlay.
             var outputs: [(path: String, kind: VideoWriter.Kind)] = [(try run.outputPath(video, suffix: ".mask.mkv", explicit: explicitOutput), .losslessGray)]
@@ -94,7 +88,7 @@ struct SegmentCommand: ParsableCommand {
                     pictures.append(.colour(Self.overlay(frame.image, mask: mask, present: present, segmenter: segmenter, text: text, legendInside: true)))
                 }
                 return FrameResult(json: ["width": frame.image.width, "height": frame.image.height,
-                                          "classes": classFields(present, Double(mask.classes.count))], pictures: pictures)
+                                          "classes": Self.json(present, of: mask.classes.count, labelledBy: segmenter)], pictures: pictures)
             }
         }
         try run.runEach(atOnce: forceTiles ? 1 : nil, suffixes: maskSuffix, video: segmentVideo) { picture in
@@ -124,8 +118,16 @@ struct SegmentCommand: ParsableCommand {
             let summary = present.prefix(5).map { "\(segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
             return PictureRecord(json: [
                 "image": picture.path, "width": image.width, "height": image.height, "mask": target,
-                "classes": classFields(present, total),
+                "classes": Self.json(present, of: mask.classes.count, labelledBy: segmenter),
             ], message: "\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
+        }
+    }
+
+    /// The classes present in a mask of `total` pixels as JSON: index, label, pixels, fraction.
+    static func json(_ present: [(classIndex: Int, pixels: Int)], of total: Int, labelledBy segmenter: Segmenter) -> [[String: Any]] {
+        present.map {
+            ["class_index": $0.classIndex, "label": segmenter.label($0.classIndex), "pixels": $0.pixels,
+             "fraction": Double($0.pixels) / Double(total)] as [String: Any]
         }
     }
 

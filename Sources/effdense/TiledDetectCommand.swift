@@ -40,10 +40,7 @@ extension DetectCommand {
         return PictureRecord(json: [
             "image": picture.path, "width": source.width, "height": source.height, "model": model,
             "tiles": columns.starts.count * rows.starts.count, "tile": tiled.tile, "overlap": tiled.overlap,
-            "detections": detections.map {
-                ["box": $0.box.map { Double($0) }, "score": Double($0.score), "class_index": $0.classIndex,
-                 "label": tiled.detector.label($0.classIndex)] as [String: Any]
-            },
+            "detections": json(detections, labelledBy: tiled.detector),
         ], message: "\(picture.path): \(detections.count) detections in \(columns.starts.count * rows.starts.count) tiles" + (target.map { " → \($0)" } ?? ""))
     }
 

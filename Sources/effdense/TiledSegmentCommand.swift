@@ -84,10 +84,7 @@ extension SegmentCommand {
             "image": picture.path, "width": width, "height": height, "mask": target,
             "tiles": columns.starts.count * rows.starts.count, "tile": tiled.tile, "overlap": tiled.overlap,
             "resumed_bands": resumedBands,
-            "classes": present.map {
-                ["class_index": $0.classIndex, "label": tiled.segmenter.label($0.classIndex), "pixels": $0.pixels,
-                 "fraction": Double($0.pixels) / total] as [String: Any]
-            },
+            "classes": json(present, of: width * height, labelledBy: tiled.segmenter),
         ], message: "\(picture.path): \(summary.joined(separator: ", ")) → \(target)")
     }
 }
