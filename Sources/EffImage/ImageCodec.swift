@@ -21,6 +21,18 @@ public struct ImageError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(source): \(problem)" }
 }
 
+extension ImageError {
+    /// Runs `body` (writing an output through `AtomicFile`), its `AtomicFileError` turned into an
+    /// `.unwritable` ImageError naming the file.
+    public static func whileWriting<Result>(_ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as AtomicFileError {
+            throw ImageError(.unwritable, error.path, error.problem)
+        }
+    }
+}
+
 /// The container formats effdense reads, recognised by content, not by extension.
 public enum ImageFormat: String, Sendable {
     case png, jpeg, bmp, gif, webp, tiff
@@ -244,11 +256,7 @@ public enum ImageCodec {
     /// Writes encoded files all or nothing (a mask and its overlay): `AtomicFile.write`, its
     /// failure as an `ImageError` naming the file.
     public static func writeFiles(_ files: [(data: Data, path: String)]) throws {
-        do {
-            try AtomicFile.write(files)
-        } catch let error as AtomicFileError {
-            throw ImageError(.unwritable, error.path, error.problem)
-        }
+        try ImageError.whileWriting { try AtomicFile.write(files) }
     }
 
     /// The bytes of the regular file at `path` (a FIFO or a folder is refused, never opened).

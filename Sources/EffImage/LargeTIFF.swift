@@ -66,11 +66,7 @@ public final class TIFFMaskWriter {
         guard width > 0, height > 0, width <= TIFFRegionReader.maximumSide, height <= TIFFRegionReader.maximumSide, !palette.isEmpty else {
             throw ImageError(.invalidArgument, path, "cannot write a \(width)x\(height) mask")
         }
-        do {
-            pending = try AtomicFile.Pending(for: path)
-        } catch let error as AtomicFileError {
-            throw ImageError(.unwritable, path, error.problem)
-        }
+        pending = try ImageError.whileWriting { try AtomicFile.Pending(for: path) }
         var message = [CChar](repeating: 0, count: 256)
         let colours = palette.prefix(256).flatMap { [$0.0, $0.1, $0.2] }
         guard let writer = eff_tiff_mask_writer_open(pending.temporaryPath, UInt32(width), UInt32(height), colours, Int32(colours.count / 3), &message, message.count) else {
@@ -108,11 +104,7 @@ public final class TIFFMaskWriter {
             pending.abandon()
             throw ImageError(.unwritable, path, String(cBuffer: message))
         }
-        do {
-            try pending.commit()
-        } catch let error as AtomicFileError {
-            throw ImageError(.unwritable, path, error.problem)
-        }
+        try ImageError.whileWriting { try pending.commit() }
     }
 
     /// Stops and removes what was written.

@@ -167,11 +167,7 @@ public final class VideoWriter {
         self.width = width
         self.height = height
         self.kind = kind
-        do {
-            pending = try AtomicFile.Pending(for: path)
-        } catch let error as AtomicFileError {
-            throw ImageError(.unwritable, path, error.problem)
-        }
+        pending = try ImageError.whileWriting { try AtomicFile.Pending(for: path) }
         var handle: OpaquePointer?
         var name = [CChar](repeating: 0, count: 64), message = [CChar](repeating: 0, count: 512)
         guard eff_video_writer_open(pending.temporaryPath, path, Int32(width), Int32(height), Int32(rate.numerator), Int32(rate.denominator),
@@ -223,10 +219,6 @@ public final class VideoWriter {
             pending.abandon()
             throw ImageError(.unwritable, path, String(cBuffer: message))
         }
-        do {
-            try pending.commit()
-        } catch let error as AtomicFileError {
-            throw ImageError(.unwritable, path, error.problem)
-        }
+        try ImageError.whileWriting { try pending.commit() }
     }
 }
