@@ -135,7 +135,8 @@ def main():
                         help="three: Lite0, D0, DeepLabV3+ b0; bigger: D2 @768, DeepLabV3+ b4; all: both")
     parser.add_argument("--engines", nargs="+", choices=["ort", "ov-f32", "ov-bf16"], default=["ort", "ov-f32", "ov-bf16"])
     parser.add_argument("--effdense", default=str(ROOT / ".build/release/effdense"))
-    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="effdense's --precision")
+    parser.add_argument("--precision", nargs="+", choices=["f32", "bf16"], default=["f32"],
+                        help="effdense's --precision; several run as separate engines in the same alternation")
     parser.add_argument("--markdown")
     args = parser.parse_args()
     models = {"three": MODELS, "bigger": BIGGER_MODELS, "all": MODELS + BIGGER_MODELS}[args.models]
@@ -144,36 +145,42 @@ def main():
     engines = {"ort": lambda label, threads, side: [sys.executable, "-c", ORT_RUNNER, str(paths[label]), str(threads), str(args.runs), str(side)],
                "ov-f32": lambda label, threads, side: [sys.executable, "-c", OPENVINO_RUNNER, str(paths[label]), str(threads), str(args.runs), str(side), "f32"],
                "ov-bf16": lambda label, threads, side: [sys.executable, "-c", OPENVINO_RUNNER, str(paths[label]), str(threads), str(args.runs), str(side), "bf16"]}
+    # effdense under each --precision is an engine of its own: "effdense" alone, or "effdense-f32", "effdense-bf16".
+    ours = ["effdense"] if len(args.precision) == 1 else [f"effdense-{p}" for p in args.precision]
     rows = []
     for label, bench_args, side in models:
         for threads in args.threads:
-            results = {engine: [] for engine in args.engines + ["effdense"]}
+            results = {engine: [] for engine in args.engines + ours}
             for _ in range(args.rounds):  # alternate, each in its own process
                 for engine in args.engines:
                     results[engine].append(run_json(engines[engine](label, threads, side)))
-                results["effdense"].append(run_json([args.effdense, "bench", *bench_args, "--threads", str(threads), "--runs", str(args.runs),
-                                                     "--precision", args.precision, "--json"]))
+                for precision, engine in zip(args.precision, ours):
+                    results[engine].append(run_json([args.effdense, "bench", *bench_args, "--threads", str(threads), "--runs", str(args.runs),
+                                                     "--precision", precision, "--json"]))
             med = lambda rs, k: sorted(r[k] for r in rs)[len(rs) // 2]
-            row = {"model": label, "size": side, "threads": threads,
-                   "effdense_pipeline_median_ms": med(results["effdense"], "pipeline_median_ms"), "effdense_load_ms": med(results["effdense"], "load_ms")}
+            row = {"model": label, "size": side, "threads": threads}
+            for engine in ours:
+                row[f"{engine}_pipeline_median_ms"] = med(results[engine], "pipeline_median_ms")
+                row[f"{engine}_load_ms"] = med(results[engine], "load_ms")
             for engine, rs in results.items():
                 row[engine] = {"median_ms": med(rs, "median_ms"), "p90_ms": med(rs, "p90_ms"), "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                                "version": rs[0].get("version"), "precision": rs[0].get("precision")}
-            for engine in args.engines:
-                row[f"effdense/{engine}"] = row["effdense"]["median_ms"] / row[engine]["median_ms"]
+            for mine in ours:
+                for engine in args.engines:
+                    row[f"{mine}/{engine}"] = row[mine]["median_ms"] / row[engine]["median_ms"]
             rows.append(row)
             print(json.dumps(row), flush=True)
-    versions = f"effdense --precision {args.precision}; " + "; ".join(f"{engine} {rows[0][engine]['version']}" + (f" (runs {rows[0][engine]['precision']})" if rows[0][engine]["precision"] else "")
+    versions = f"effdense --precision {' and '.join(args.precision)}; " + "; ".join(f"{engine} {rows[0][engine]['version']}" + (f" (runs {rows[0][engine]['precision']})" if rows[0][engine]["precision"] else "")
                          for engine in args.engines)
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {versions}; "
              f"{args.rounds} alternating rounds of {args.runs} runs, medians of medians; ms (p90).", "",
-             "| model | input | threads | " + " | ".join(f"{e} ms" for e in args.engines) + " | effdense ms | "
-             + " | ".join(f"effdense / {e}" for e in args.engines) + " | peak RSS " + " / ".join(args.engines + ["effdense"]) + " MB |",
-             "|---|---|---|" + "---|" * (2 * len(args.engines) + 2)]
+             "| model | input | threads | " + " | ".join(f"{e} ms" for e in args.engines + ours) + " | "
+             + " | ".join(f"{m} / {e}" for m in ours for e in args.engines) + " | peak RSS " + " / ".join(args.engines + ours) + " MB |",
+             "|---|---|---|" + "---|" * ((len(args.engines) + 1) * (len(ours) + 1))]
     for r in rows:
-        cells = [f"{r[e]['median_ms']:.2f} ({r[e]['p90_ms']:.2f})" for e in args.engines + ["effdense"]]
-        cells += [f"{r[f'effdense/{e}']:.2f}" for e in args.engines]
-        cells.append(" / ".join(f"{r[e]['peak_rss_mb']:.0f}" for e in args.engines + ["effdense"]))
+        cells = [f"{r[e]['median_ms']:.2f} ({r[e]['p90_ms']:.2f})" for e in args.engines + ours]
+        cells += [f"{r[f'{m}/{e}']:.2f}" for m in ours for e in args.engines]
+        cells.append(" / ".join(f"{r[e]['peak_rss_mb']:.0f}" for e in args.engines + ours))
         lines.append(f"| {r['model']} | {r['size']} | {r['threads']} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)

@@ -363,9 +363,138 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
     }
 }
 
+/* Depthwise convolution on AVX-512: blocks of 8 output columns x 16 channels accumulate over all
+   the taps in registers, then bias, activation and residual are applied there and the block is
+   stored once. With dilation 1 each input column is loaded once per kernel row and added into
+   every output column of the block it reaches (stride 1 and 2, kernels 3 and 5, the constants
+   known to the compiler); other dilations load per tap. Input columns over the padding read as
+   zero (only blocks at a row's ends check). Any channel count: the last 16 are masked. The sums
+   run in the same order as depthwise_body (kernel row, then kernel column). */
+#define EFF_DW_COLS 8
+/* Bias, activation and residual on the block's accumulators, then one store each. */
+#define EFF_DW_FINISH(ACTIVATE)                                                                                \
+    EFF_UNROLL for (int o = 0; o < EFF_DW_COLS; o++) {                                                         \
+        if (o >= cols) break;                                                                                  \
+        __m512 v = _mm512_add_ps(acc[o], bias_v);                                                              \
+        v = ACTIVATE;                                                                                          \
+        if (residual) v = _mm512_add_ps(v, EFF_DW_LOAD(residual + o * c));                                     \
+        if (MASKED) _mm512_mask_storeu_ps(out + o * c, m, v);                                                  \
+        else _mm512_storeu_ps(out + o * c, v);                                                                 \
+    }
+#define EFF_DW_LOAD(p) (MASKED ? _mm512_maskz_loadu_ps(m, p) : _mm512_loadu_ps(p))
+static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512(
+    const int K, const int S, const int DILATED, const int CHECK, const int MASKED, long dilation,
+    const float *restrict image, long w, long c, const float *restrict weight, long iy0, long ky_begin, long ky_end,
+    long ix0, long cols, __mmask16 m, float *restrict out, const float *restrict bias, int activation,
+    const float *restrict residual) {
+    __m512 acc[EFF_DW_COLS];
+    EFF_UNROLL for (int o = 0; o < EFF_DW_COLS; o++) acc[o] = _mm512_setzero_ps();
+    for (long ky = ky_begin; ky < ky_end; ky++) {
+        const float *in_row = image + (iy0 + ky * (DILATED ? dilation : 1)) * w * c;
+        __m512 wv[5];
+        EFF_UNROLL for (int kx = 0; kx < K; kx++) wv[kx] = EFF_DW_LOAD(weight + (ky * K + kx) * c);
+        if (!DILATED && !CHECK) {
+            EFF_UNROLL for (int j = 0; j < (EFF_DW_COLS - 1) * S + K; j++) {
+                __m512 x = EFF_DW_LOAD(in_row + (ix0 + j) * c);
+                EFF_UNROLL for (int kx = 0; kx < K; kx++) {
+                    int o = (j - kx) / S;
+                    if (j >= kx && (j - kx) % S == 0 && o < EFF_DW_COLS) acc[o] = _mm512_fmadd_ps(x, wv[kx], acc[o]);
+                }
+            }
+        } else {
+            const long step = DILATED ? dilation : 1;
+            EFF_UNROLL for (int kx = 0; kx < K; kx++) {
+                EFF_UNROLL for (int o = 0; o < EFF_DW_COLS; o++) {
+                    long ix = ix0 + o * S + kx * step;
+                    if (CHECK && (ix < 0 || ix >= w)) continue;
+                    acc[o] = _mm512_fmadd_ps(EFF_DW_LOAD(in_row + ix * c), wv[kx], acc[o]);
+                }
+            }
+        }
+    }
+    __m512 bias_v = bias ? EFF_DW_LOAD(bias) : _mm512_setzero_ps();
+    switch (activation) {
+    case EFF_ACT_SILU: EFF_DW_FINISH(_mm512_mul_ps(v, sigmoid_avx512(v))) break;
+    case EFF_ACT_SIGMOID: EFF_DW_FINISH(sigmoid_avx512(v)) break;
+    case EFF_ACT_RELU: EFF_DW_FINISH(_mm512_max_ps(v, _mm512_setzero_ps())) break;
+    case EFF_ACT_RELU6: EFF_DW_FINISH(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0f))) break;
+    default: EFF_DW_FINISH(v) break;
+    }
+}
+
+#define EFF_DW_BLOCK(K, S, DILATED, CHECK, MASKED)                                                             \
+    depthwise_block_512(K, S, DILATED, CHECK, MASKED, dilation, image + ch, w, c, weight + ch, iy0, ky_begin,   \
+                        ky_end, ox * S - pad_left, cols, m, out_row + ox * c + ch, bias_ch, activation, res)
+/* The four combinations of edge checks and channel mask, each compiled on its own. */
+#define EFF_DW_CALL(K, S, DILATED, check, masked)                                                              \
+    if (!check && !masked) EFF_DW_BLOCK(K, S, DILATED, 0, 0);                                                  \
+    else if (!check) EFF_DW_BLOCK(K, S, DILATED, 0, 1);                                                        \
+    else if (!masked) EFF_DW_BLOCK(K, S, DILATED, 1, 0);                                                       \
+    else EFF_DW_BLOCK(K, S, DILATED, 1, 1);
+/* Output rows [row_begin, row_end): each 16-channel slice of a row, then its blocks of columns. */
+#define EFF_DEPTHWISE_512(NAME, K, S, DILATED)                                                                 \
+    static EFF_AVX512 void NAME(const float *input, long h, long w, long c, const float *weight, long dilation,  \
+                                long pad_top, long pad_left, long oh, long ow, float *out, long row_begin,      \
+                                long row_end, const float *bias, int activation, const float *residual) {       \
+        /* Blocks whose every tap lies inside the row: [interior_begin, interior_end) columns. */             \
+        long interior_begin = (pad_left + S - 1) / S;                                                          \
+        long reach = (K - 1) * dilation - pad_left;                                                            \
+        long interior_end = w - 1 - reach >= 0 ? (w - 1 - reach) / S + 1 : 0;                                  \
+        if (interior_end > ow) interior_end = ow;                                                              \
+        for (long row = row_begin; row < row_end; row++) {                                                     \
+            long b = row / oh, oy = row % oh, iy0 = oy * S - pad_top;                                          \
+            long ky_begin = 0, ky_end = K;                                                                     \
+            while (ky_begin < K && iy0 + ky_begin * dilation < 0) ky_begin++;                                  \
+            while (ky_end > ky_begin && iy0 + (ky_end - 1) * dilation >= h) ky_end--;                          \
+            const float *image = input + b * h * w * c;                                                        \
+            float *out_row = out + row * ow * c;                                                               \
+            const float *res_row = residual ? residual + row * ow * c : 0;                                     \
+            for (long ch = 0; ch < c; ch += 16) {                                                              \
+                __mmask16 m = c - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - ch)) - 1);             \
+                int masked = m != 0xFFFF;                                                                      \
+                const float *bias_ch = bias ? bias + ch : 0;                                                   \
+                for (long ox = 0; ox < ow; ox += EFF_DW_COLS) {                                                \
+                    long cols = ow - ox < EFF_DW_COLS ? ow - ox : EFF_DW_COLS;                                  \
+                    int inside = ox >= interior_begin && ox + EFF_DW_COLS <= interior_end;                     \
+                    const float *res = res_row ? res_row + ox * c + ch : 0;                                    \
+                    EFF_DW_CALL(K, S, DILATED, inside ? 0 : 1, masked)                                         \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+EFF_DEPTHWISE_512(depthwise_512_k3s1, 3, 1, 0)
+EFF_DEPTHWISE_512(depthwise_512_k3s2, 3, 2, 0)
+EFF_DEPTHWISE_512(depthwise_512_k5s1, 5, 1, 0)
+EFF_DEPTHWISE_512(depthwise_512_k5s2, 5, 2, 0)
+EFF_DEPTHWISE_512(depthwise_512_k3s1_dilated, 3, 1, 1)
+EFF_DEPTHWISE_512(depthwise_512_k5s1_dilated, 5, 1, 1)
+
+/* The AVX-512 kernel for 3x3 and 5x5 at stride 1 or 2 (every EfficientNet, BiFPN and ASPP
+   depthwise layer); 0 when the shape has none. */
+static EFF_AVX512 int depthwise_avx512(const float *input, long h, long w, long c, const float *weight, long k, long stride,
+                                       long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
+                                       long row_begin, long row_end, const float *bias, int activation, const float *residual) {
+    void (*kernel)(const float *, long, long, long, const float *, long, long, long, long, long, float *, long, long,
+                   const float *, int, const float *) = 0;
+    if (dilation == 1) {
+        if (k == 3 && stride == 1) kernel = depthwise_512_k3s1;
+        else if (k == 3 && stride == 2) kernel = depthwise_512_k3s2;
+        else if (k == 5 && stride == 1) kernel = depthwise_512_k5s1;
+        else if (k == 5 && stride == 2) kernel = depthwise_512_k5s2;
+    } else if (stride == 1) {
+        if (k == 3) kernel = depthwise_512_k3s1_dilated;
+        else if (k == 5) kernel = depthwise_512_k5s1_dilated;
+    }
+    if (!kernel) return 0;
+    kernel(input, h, w, c, weight, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias, activation, residual);
+    return 1;
+}
+
 static EFF_AVX2 void depthwise_avx2(const float *input, long h, long w, long c, const float *weight, long k, long stride,
                                     long dilation, long pad_top, long pad_left, long oh, long ow, float *out, long row_begin,
                                     long row_end, const float *bias, int activation, const float *residual) {
+    if (eff_kernels_use_avx512() && depthwise_avx512(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow,
+                                                     out, row_begin, row_end, bias, activation, residual)) return;
     if (c % 8 == 0) {
         depthwise_avx2_blocked(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin,
                                row_end, bias, activation, residual);
@@ -417,6 +546,14 @@ void eff_depthwise(const float *input, long h, long w, long c, const float *weig
                    activation, residual);
 }
 
+void eff_depthwise_window(const float *rows, long first_row, long h, long w, long c, const float *weight, long k,
+                          long stride, long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
+                          long row_begin, long row_end, const float *bias, int activation, const float *residual) {
+    /* The kernels address input row iy at input + iy * w * c and touch only the rows they need. */
+    eff_depthwise(rows - first_row * w * c, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin,
+                  row_end, bias, activation, residual);
+}
+
 void eff_pool2d(const float *input, long h, long w, long c, long k, long stride, long pad_top, long pad_left,
                 long pad_bottom, long pad_right, long oh, long ow, float *out, long row_begin, long row_end, int is_max,
                 int count_include_pad) {
@@ -466,19 +603,20 @@ void eff_weighted_sum(float *out, const float *const *inputs, const float *weigh
 }
 
 static inline __attribute__((always_inline)) void resize_bilinear_body(
-    const float *restrict input, long h, long w, long c, float *restrict out, long oh, long ow, const long *y0,
-    const long *y1, const float *wy, const long *x0, const long *x1, const float *wx, long row_begin, long row_end) {
+    const float *restrict input, long h, long w, long c, float *restrict out, long out_stride, long oh, long ow,
+    const long *y0, const long *y1, const float *wy, const long *x0, const long *x1, const float *wx, long row_begin,
+    long row_end) {
     for (long row = row_begin; row < row_end; row++) {
         long b = row / oh, oy = row % oh;
         const float *restrict r0 = input + (b * h + y0[oy]) * w * c;
         const float *restrict r1 = input + (b * h + y1[oy]) * w * c;
         float wy1 = wy[oy], wy0 = 1.0f - wy1;
-        float *restrict dst_row = out + row * ow * c;
+        float *restrict dst_row = out + row * ow * out_stride;
         for (long ox = 0; ox < ow; ox++) {
             const float *restrict a = r0 + x0[ox] * c, *restrict bb = r0 + x1[ox] * c;
             const float *restrict cc = r1 + x0[ox] * c, *restrict d = r1 + x1[ox] * c;
             float wx1 = wx[ox], wx0 = 1.0f - wx1;
-            float *restrict dst = dst_row + ox * c;
+            float *restrict dst = dst_row + ox * out_stride;
             for (long ch = 0; ch < c; ch++) {
                 float top = wx0 * a[ch] + wx1 * bb[ch];
                 float bottom = wx0 * cc[ch] + wx1 * d[ch];
@@ -489,23 +627,23 @@ static inline __attribute__((always_inline)) void resize_bilinear_body(
 }
 
 #if defined(__x86_64__)
-static EFF_AVX2 void resize_bilinear_avx2(const float *input, long h, long w, long c, float *out, long oh, long ow,
+static EFF_AVX2 void resize_bilinear_avx2(const float *input, long h, long w, long c, float *out, long out_stride, long oh, long ow,
                                           const long *y0, const long *y1, const float *wy, const long *x0, const long *x1,
                                           const float *wx, long row_begin, long row_end) {
-    resize_bilinear_body(input, h, w, c, out, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
+    resize_bilinear_body(input, h, w, c, out, out_stride, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
 }
 #endif
 
-void eff_resize_bilinear(const float *input, long h, long w, long c, float *out, long oh, long ow, const long *y0,
+void eff_resize_bilinear(const float *input, long h, long w, long c, float *out, long out_stride, long oh, long ow, const long *y0,
                          const long *y1, const float *wy, const long *x0, const long *x1, const float *wx, long row_begin,
                          long row_end) {
 #if defined(__x86_64__)
     if (eff_kernels_use_avx2()) {
-        resize_bilinear_avx2(input, h, w, c, out, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
+        resize_bilinear_avx2(input, h, w, c, out, out_stride, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
         return;
     }
 #endif
-    resize_bilinear_body(input, h, w, c, out, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
+    resize_bilinear_body(input, h, w, c, out, out_stride, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
 }
 
 void eff_global_average_pool(const float *input, long pixels, long channels, float *out) {

@@ -106,14 +106,38 @@ public struct Conv2D: Sendable {
     /// Applies the convolution, then bias, activation and (if given) `residual`, which must
     /// have the output's shape.
     public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        let (n, h, w, _) = try input.requireNHWC("Conv2D")
+        let (oh, ow) = try outputSize(height: h, width: w)
+        var output = Tensor(uninitialized: [n, oh, ow, outChannels])
+        if let residual { try residual.requireShape(output.shape, "Conv2D residual") }
+        try apply(input, residual: residual, into: &output, channelOffset: 0)
+        return output
+    }
+
+    /// The convolution (bias and activation applied) written into channels
+    /// `channelOffset..<channelOffset + outChannels` of `output`, which has the output's batch,
+    /// height and width: one part of a channel concatenation, without a copy.
+    public func callAsFunction(_ input: Tensor, into output: inout Tensor, channelOffset: Int) throws {
+        try apply(input, residual: nil, into: &output, channelOffset: channelOffset)
+    }
+
+    private func apply(_ input: Tensor, residual: Tensor?, into output: inout Tensor, channelOffset: Int) throws {
+        try OperatorProfile.measure("conv \(kernelSize)x\(kernelSize)", layerDetail(residual: residual != nil), input) {
+            try compute(input, residual: residual, into: &output, channelOffset: channelOffset)
+        }
+    }
+
+    private func compute(_ input: Tensor, residual: Tensor?, into output: inout Tensor, channelOffset: Int) throws {
         let (n, h, w, c) = try input.requireNHWC("Conv2D")
         guard c == inChannels else {
             throw TensorError("Conv2D", "expected \(inChannels) input channels, found \(c) (input \(input.shape))")
         }
         let pad = Padding(padding, height: h, width: w, kernel: kernelSize, stride: stride, dilation: dilation)
         let (oh, ow) = try outputSize(height: h, width: w)
-        var output = Tensor(uninitialized: [n, oh, ow, outChannels])
-        if let residual { try residual.requireShape(output.shape, "Conv2D residual") }
+        let (on, outH, outW, ldc) = try output.requireNHWC("Conv2D output")
+        guard (on, outH, outW) == (n, oh, ow), channelOffset >= 0, channelOffset + outChannels <= ldc else {
+            throw TensorError("Conv2D", "cannot write \([n, oh, ow, outChannels]) into channels from \(channelOffset) of \(output.shape)")
+        }
 
         let rows = n * oh * ow
         let depth = kernelSize * kernelSize * inChannels
@@ -125,11 +149,19 @@ public struct Conv2D: Sendable {
         if isPointwise && rows < 64 * threads && outChannels >= 64 {
             // Too few rows for every thread to get 64 (7x7 layers, a classifier): split the output
             // channels over the threads instead.
-            return try pointwiseSplittingChannels(input, rows: rows, into: output, residual: residual)
+            let blocks = (outChannels + 31) / 32
+            withKernelPointers(input, residual, &output, channelOffset: channelOffset) { p in
+                Threading.parallelFor(blocks) { range in
+                    let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
+                    p.gemm(p.input, lda: inChannels, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0,
+                           output: p.output + n0, ldc: p.ldc, residual: p.residual.map { $0 + n0 })
+                }
+            }
+            return
         }
         let tile = Self.balancedTile(rows: rows, largest: largestTile, threads: threads)
         let tiles = (rows + tile - 1) / tile
-        withKernelPointers(input, residual, &output) { p in
+        withKernelPointers(input, residual, &output, channelOffset: channelOffset) { p in
             Threading.parallelFor(tiles) { range in
                 // One tile of im2col rows per range (none for a 1x1 convolution).
                 let columns = UnsafeMutablePointer<Float>.allocate(capacity: isPointwise ? 1 : tile * depth)
@@ -141,12 +173,11 @@ public struct Conv2D: Sendable {
                                rows: r0..<(r0 + count), into: columns)
                     }
                     p.gemm(isPointwise ? p.input + r0 * depth : UnsafePointer(columns), lda: depth, rows: count, depth: depth,
-                           columns: outChannels, output: p.output + r0 * outChannels, ldc: outChannels, activation: activation.kernelCode,
+                           columns: outChannels, output: p.output + r0 * p.ldc, ldc: p.ldc,
                            residual: p.residual.map { $0 + r0 * outChannels })
                 }
             }
         }
-        return output
     }
 
     /// This 1x1 convolution applied to `depthwise(input)` (a separable convolution), band by
@@ -154,6 +185,14 @@ public struct Conv2D: Sendable {
     /// right away, so the depthwise output never goes through memory. The numbers are those of
     /// `self(depthwise(input), residual:)`.
     public func callAsFunction(depthwise: DepthwiseConv2D, of input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        try OperatorProfile.measure("depthwise \(depthwise.kernelSize)x\(depthwise.kernelSize)+conv 1x1",
+                                    "\(inChannels)->\(outChannels)" + (depthwise.stride > 1 ? " s\(depthwise.stride)" : "")
+                                        + (depthwise.dilation > 1 ? " d\(depthwise.dilation)" : ""), input) {
+            try separable(depthwise: depthwise, of: input, residual: residual)
+        }
+    }
+
+    private func separable(depthwise: DepthwiseConv2D, of input: Tensor, residual: Tensor?) throws -> Tensor {
         let g = try depthwise.geometry(for: input)
         let unpadded = Padding(padding, height: g.outHeight, width: g.outWidth, kernel: 1, stride: 1)
             == Padding(.valid, height: g.outHeight, width: g.outWidth, kernel: 1, stride: 1)
@@ -175,11 +214,16 @@ public struct Conv2D: Sendable {
                     depthwise.computeRows(r0..<r1, of: p.input, g, into: band, residual: nil)
                     let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth * outChannels
                     p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels, output: p.output + first,
-                           ldc: outChannels, activation: activation.kernelCode, residual: p.residual.map { $0 + first })
+                           ldc: outChannels, residual: p.residual.map { $0 + first })
                 }
             }
         }
         return output
+    }
+
+    /// Channels, stride and dilation for `OperatorProfile`.
+    func layerDetail(residual: Bool = false) -> String {
+        "\(inChannels)->\(outChannels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : "") + (residual ? " +residual" : "")
     }
 
     /// Rows per tile: at most `largest`, a multiple of the 12-row register block where that
@@ -193,43 +237,38 @@ public struct Conv2D: Sendable {
         return max(1, rounded <= largest ? rounded : even)
     }
 
-    /// A 1x1 convolution over few rows: each thread computes blocks of 32 output channels
-    /// (C[:, n0..<n1] = A · B[:, n0..<n1]) with their epilogue.
-    private func pointwiseSplittingChannels(_ input: Tensor, rows: Int, into output: Tensor, residual: Tensor?) throws -> Tensor {
-        var output = output
-        let blocks = (outChannels + 31) / 32
-        withKernelPointers(input, residual, &output) { p in
-            Threading.parallelFor(blocks) { range in
-                let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
-                p.gemm(p.input, lda: inChannels, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0, output: p.output + n0,
-                       ldc: outChannels, activation: activation.kernelCode, residual: p.residual.map { $0 + n0 })
-            }
-        }
-        return output
-    }
-
-    /// Runs `body` with raw pointers to the input, this layer's weights and bias, the residual
-    /// and the output (every tensor holds at least one element, so none is null).
-    /// In bfloat16 (`Precision.current`), the weights are this layer's bf16 panels.
-    private func withKernelPointers(_ input: Tensor, _ residual: Tensor?, _ output: inout Tensor, _ body: (KernelPointers) -> Void) {
-        guard Precision.current == .bfloat16 else { return withKernelPointers(input, residual, &output, bf16: nil, body) }
-        let panels = bf16Panels.panels(of: packedWeight, depth: kernelSize * kernelSize * inChannels, columns: outChannels)
-        panels.withUnsafeBufferPointer { withKernelPointers(input, residual, &output, bf16: $0.baseAddress, body) }
-    }
-
-    private func withKernelPointers(_ input: Tensor, _ residual: Tensor?, _ output: inout Tensor, bf16: UnsafePointer<UInt32>?,
+    /// Runs `body` with raw pointers to the input, this layer's weights (`LayerWeights`), the
+    /// residual and the output (every tensor holds at least one element, so none is null).
+    /// The output pointer is that of channel `channelOffset`; output rows are `ldc` apart.
+    private func withKernelPointers(_ input: Tensor, _ residual: Tensor?, _ output: inout Tensor, channelOffset: Int = 0,
                                     _ body: (KernelPointers) -> Void) {
-        input.withUnsafeBufferPointer { src in
-            packedWeight.withUnsafeBufferPointer { weights in
-                bias.withUnsafeBufferPointer { bias in
-                    residual.withUnsafeElementPointer { res in
-                        output.withUnsafeMutableBufferPointer { out in
-                            guard let src = src.baseAddress, let weights = weights.baseAddress, let bias = bias.baseAddress,
-                                  let out = out.baseAddress else { return }
-                            body(KernelPointers(input: src, weights: weights, bf16Weights: bf16, bias: bias, residual: res, output: out))
-                        }
+        let ldc = output.shape.last ?? outChannels
+        withWeights { weights in
+            input.withUnsafeBufferPointer { src in
+                residual.withUnsafeElementPointer { res in
+                    output.withUnsafeMutableBufferPointer { out in
+                        guard let src = src.baseAddress, let out = out.baseAddress else { return }
+                        body(KernelPointers(input: src, layer: weights, residual: res, output: out + channelOffset, ldc: ldc))
                     }
                 }
+            }
+        }
+    }
+
+    /// Runs `body` with this layer's weights and bias ready for `LayerWeights.gemm`, in the
+    /// current precision (in bfloat16, the layer's bf16 panels).
+    func withWeights<R>(_ body: (LayerWeights) -> R) -> R {
+        guard Precision.current == .bfloat16 else { return withWeights(bf16: nil, body) }
+        let panels = bf16Panels.panels(of: packedWeight, depth: kernelSize * kernelSize * inChannels, columns: outChannels)
+        return panels.withUnsafeBufferPointer { withWeights(bf16: $0.baseAddress, body) }
+    }
+
+    private func withWeights<R>(bf16: UnsafePointer<UInt32>?, _ body: (LayerWeights) -> R) -> R {
+        packedWeight.withUnsafeBufferPointer { weights in
+            bias.withUnsafeBufferPointer { bias in
+                // Both hold at least one element.
+                body(LayerWeights(weights: weights.baseAddress!, bf16Weights: bf16, bias: bias.baseAddress!,
+                                  activation: activation.kernelCode))
             }
         }
     }
@@ -246,18 +285,34 @@ public struct Conv2D: Sendable {
 /// only its own rows or columns of `output`).
 private struct KernelPointers: @unchecked Sendable {
     let input: UnsafePointer<Float>
+    let layer: LayerWeights
+    let residual: UnsafePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    /// Floats between output rows (the output's channel count; more than the layer's when it
+    /// writes a slice of channels).
+    let ldc: Int
+
+    func gemm(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, columns: Int, firstColumn: Int = 0,
+              output: UnsafeMutablePointer<Float>, ldc: Int, residual: UnsafePointer<Float>?) {
+        layer.gemm(a, lda: lda, rows: rows, depth: depth, columns: columns, firstColumn: firstColumn, output: output, ldc: ldc,
+                   residual: residual)
+    }
+}
+
+/// A convolution's weights and bias as the GEMM kernels take them, valid inside
+/// `Conv2D.withWeights`; shared by the threads of a kernel.
+struct LayerWeights: @unchecked Sendable {
     let weights: UnsafePointer<Float>
     /// The weights as bf16 panels when the layer runs in bfloat16.
     let bf16Weights: UnsafePointer<UInt32>?
     let bias: UnsafePointer<Float>
-    let residual: UnsafePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
+    let activation: Int32
 
     /// output[rows x columns] = a[rows x depth] · weights[:, firstColumn..<firstColumn + columns]
-    /// with the layer's bias, `activation` and `residual` (rows `ldc` apart), in the layer's
+    /// with the layer's bias, activation and `residual` (rows `ldc` apart), in the layer's
     /// precision. `firstColumn` is a multiple of 32 (whole panel pairs).
     func gemm(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, columns: Int, firstColumn: Int = 0,
-              output: UnsafeMutablePointer<Float>, ldc: Int, activation: Int32, residual: UnsafePointer<Float>?) {
+              output: UnsafeMutablePointer<Float>, ldc: Int, residual: UnsafePointer<Float>?) {
         if let bf16Weights {
             eff_gemm_packed_bf16(a, lda, rows, depth, bf16Weights + firstColumn * ((depth + 1) / 2), columns, output, ldc,
                                  bias + firstColumn, activation, residual, ldc)

@@ -55,8 +55,12 @@ public struct DepthwiseConv2D: Sendable {
 
     func geometry(for input: Tensor) throws -> Geometry {
         let (n, h, w, c) = try input.requireNHWC("DepthwiseConv2D")
+        return try geometry(n: n, h: h, w: w, c: c, shape: input.shape)
+    }
+
+    func geometry(n: Int, h: Int, w: Int, c: Int, shape: [Int]) throws -> Geometry {
         guard c == channels else {
-            throw TensorError("DepthwiseConv2D", "expected \(channels) channels, found \(c) (input \(input.shape))")
+            throw TensorError("DepthwiseConv2D", "expected \(channels) channels, found \(c) (input \(shape))")
         }
         let (k, s, d) = (kernelSize, stride, dilation)
         let pad = Padding(padding, height: h, width: w, kernel: k, stride: s, dilation: d)
@@ -70,19 +74,34 @@ public struct DepthwiseConv2D: Sendable {
     /// whole residual tensor.
     func computeRows(_ rows: Range<Int>, of source: UnsafePointer<Float>, _ g: Geometry, into destination: UnsafeMutablePointer<Float>,
                      residual: UnsafePointer<Float>?) {
+        computeRows(rows, ofWindow: source, firstRow: 0, g, into: destination, residual: residual)
+    }
+
+    /// `computeRows` for one image (n = 1) of which only input rows `firstRow...` are at
+    /// `window`: those the output rows need.
+    func computeRows(_ rows: Range<Int>, ofWindow window: UnsafePointer<Float>, firstRow: Int, _ g: Geometry,
+                     into destination: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?) {
         packedWeight.withUnsafeBufferPointer { wgt in
             bias.withUnsafeBufferPointer { bias in
                 guard let wgt = wgt.baseAddress else { return }
                 // The kernel addresses rows by their index in the whole output.
                 let base = destination - rows.lowerBound * g.outWidth * channels
-                eff_depthwise(source, g.h, g.w, channels, wgt, kernelSize, stride, dilation, g.pad.top, g.pad.left, g.outHeight,
-                              g.outWidth, base, rows.lowerBound, rows.upperBound, bias.baseAddress, activation.kernelCode, residual)
+                eff_depthwise_window(window, firstRow, g.h, g.w, channels, wgt, kernelSize, stride, dilation, g.pad.top, g.pad.left,
+                                     g.outHeight, g.outWidth, base, rows.lowerBound, rows.upperBound, bias.baseAddress,
+                                     activation.kernelCode, residual)
             }
         }
     }
 
     /// Applies the convolution, then bias, activation and (if given) `residual`.
     public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        try OperatorProfile.measure("depthwise \(kernelSize)x\(kernelSize)",
+                                    "\(channels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : ""), input) {
+            try apply(input, residual: residual)
+        }
+    }
+
+    private func apply(_ input: Tensor, residual: Tensor?) throws -> Tensor {
         let g = try geometry(for: input)
         var output = Tensor(uninitialized: [g.n, g.outHeight, g.outWidth, channels])
         if let residual { try residual.requireShape(output.shape, "DepthwiseConv2D residual") }

@@ -39,31 +39,38 @@ public func weightedSum(_ tensors: [Tensor], weights: [Float]) throws -> Tensor 
 
 /// Joins NHWC tensors with the same N, H, W along the channel axis.
 public func concatChannels(_ tensors: [Tensor]) throws -> Tensor {
-    guard let first = tensors.first else { throw TensorError("concatChannels", "no tensors to join") }
-    let (n, h, w, _) = try first.requireNHWC("concatChannels")
-    var channels: [Int] = []
-    for t in tensors {
-        let (tn, th, tw, tc) = try t.requireNHWC("concatChannels")
-        guard (tn, th, tw) == (n, h, w) else {
-            throw TensorError("concatChannels", "batch and spatial sizes differ: \(first.shape) and \(t.shape)")
-        }
-        channels.append(tc)
-    }
-    let total = channels.reduce(0, +)
-    var output = Tensor(uninitialized: [n, h, w, total])
-    output.withUnsafeMutableBufferPointer { out in
-        var offset = 0
-        for (tensor, c) in zip(tensors, channels) {
-            tensor.withUnsafeBufferPointer { src in
-                guard let src = src.baseAddress, let out = out.baseAddress else { return }
-                for pixel in 0..<(n * h * w) {
-                    (out + pixel * total + offset).update(from: src + pixel * c, count: c)
-                }
+    try OperatorProfile.measure("concat", "\(tensors.map { $0.shape.last ?? 0 })", shape: tensors.first?.shape ?? []) {
+        guard let first = tensors.first else { throw TensorError("concatChannels", "no tensors to join") }
+        let (n, h, w, _) = try first.requireNHWC("concatChannels")
+        var channels: [Int] = []
+        for t in tensors {
+            let (tn, th, tw, tc) = try t.requireNHWC("concatChannels")
+            guard (tn, th, tw) == (n, h, w) else {
+                throw TensorError("concatChannels", "batch and spatial sizes differ: \(first.shape) and \(t.shape)")
             }
-            offset += c
+            channels.append(tc)
         }
+        let total = channels.reduce(0, +)
+        var output = Tensor(uninitialized: [n, h, w, total])
+        output.withUnsafeMutableBufferPointer { out in
+            guard let out = out.baseAddress else { return }
+            let destination = UncheckedSendable(out)
+            var offset = 0
+            for (tensor, c) in zip(tensors, channels) {
+                tensor.withUnsafeBufferPointer { src in
+                    guard let src = src.baseAddress else { return }
+                    let source = UncheckedSendable(src), at = offset
+                    Threading.parallelFor(n * h * w, minimumPerThread: 1024) { pixels in
+                        for pixel in pixels {
+                            (destination.value + pixel * total + at).update(from: source.value + pixel * c, count: c)
+                        }
+                    }
+                }
+                offset += c
+            }
+        }
+        return output
     }
-    return output
 }
 
 /// Multiplies every pixel's channels by a per-image gate: [N, H, W, C] · [N, 1, 1, C]

@@ -17,16 +17,18 @@ public func avgPool2D(_ input: Tensor, kernel: Int, stride: Int, padding: Paddin
 
 /// The mean of each channel over all pixels: [N, H, W, C] → [N, 1, 1, C].
 public func globalAveragePool(_ input: Tensor) throws -> Tensor {
-    let (n, h, w, c) = try input.requireNHWC("globalAveragePool")
-    guard h * w > 0 else { throw TensorError("globalAveragePool", "empty spatial extent in \(input.shape)") }
-    var output = Tensor(uninitialized: [n, 1, 1, c])
-    input.withUnsafeBufferPointer { src in
-        output.withUnsafeMutableBufferPointer { out in
-            guard let src = src.baseAddress, let out = out.baseAddress else { return }
-            for b in 0..<n { eff_global_average_pool(src + b * h * w * c, h * w, c, out + b * c) }
+    try OperatorProfile.measure("global average pool", "\(input.shape.last ?? 0)", input) {
+        let (n, h, w, c) = try input.requireNHWC("globalAveragePool")
+        guard h * w > 0 else { throw TensorError("globalAveragePool", "empty spatial extent in \(input.shape)") }
+        var output = Tensor(uninitialized: [n, 1, 1, c])
+        input.withUnsafeBufferPointer { src in
+            output.withUnsafeMutableBufferPointer { out in
+                guard let src = src.baseAddress, let out = out.baseAddress else { return }
+                for b in 0..<n { eff_global_average_pool(src + b * h * w * c, h * w, c, out + b * c) }
+            }
         }
+        return output
     }
-    return output
 }
 
 /// Pools each output row in parallel with the C kernel (`eff_pool2d`).

@@ -34,25 +34,36 @@ public func resizeNearest(_ input: Tensor, height outH: Int, width outW: Int) th
 /// size: align_corners true maps corners to corners (scale (in-1)/(out-1)); false maps pixel
 /// centres (scale in/out, source clamped at 0).
 public func resizeBilinear(_ input: Tensor, height outH: Int, width outW: Int, alignCorners: Bool) throws -> Tensor {
-    let (n, h, w, c) = try input.requireNHWC("resizeBilinear")
-    guard outH > 0, outW > 0, h > 0, w > 0 else {
-        throw TensorError("resizeBilinear", "cannot resize \(input.shape) to \(outH)x\(outW)")
-    }
-    let ys = LinearTaps(input: h, output: outH, alignCorners: alignCorners)
-    let xs = LinearTaps(input: w, output: outW, alignCorners: alignCorners)
-    let y1 = zip(ys.first, ys.step).map { $0 + $1 }, x1 = zip(xs.first, xs.step).map { $0 + $1 }
+    let (n, _, _, c) = try input.requireNHWC("resizeBilinear")
+    guard outH > 0, outW > 0 else { throw TensorError("resizeBilinear", "cannot resize \(input.shape) to \(outH)x\(outW)") }
     var output = Tensor(uninitialized: [n, outH, outW, c])
-    input.withUnsafeBufferPointer { src in
-        output.withUnsafeMutableBufferPointer { out in
-            let p = UncheckedSendable((src.baseAddress, out.baseAddress))
-            Threading.parallelFor(n * outH) { range in
-                guard let src = p.value.0, let out = p.value.1 else { return }
-                eff_resize_bilinear(src, h, w, c, out, outH, outW, ys.first, y1, ys.weight, xs.first, x1, xs.weight,
-                                    range.lowerBound, range.upperBound)
+    try resizeBilinear(input, alignCorners: alignCorners, into: &output, channelOffset: 0)
+    return output
+}
+
+/// `resizeBilinear` to `output`'s height and width, written into its channels
+/// `channelOffset..<channelOffset + C`: one part of a channel concatenation, without a copy.
+public func resizeBilinear(_ input: Tensor, alignCorners: Bool, into output: inout Tensor, channelOffset: Int) throws {
+    try OperatorProfile.measure("resize bilinear", "\(input.shape.last ?? 0) to \(output.shape.count == 4 ? "\(output.shape[1])x\(output.shape[2])" : "?")", input) {
+        let (n, h, w, c) = try input.requireNHWC("resizeBilinear")
+        let (on, outH, outW, oc) = try output.requireNHWC("resizeBilinear")
+        guard outH > 0, outW > 0, h > 0, w > 0, on == n, channelOffset >= 0, channelOffset + c <= oc else {
+            throw TensorError("resizeBilinear", "cannot resize \(input.shape) into channels from \(channelOffset) of \(output.shape)")
+        }
+        let ys = LinearTaps(input: h, output: outH, alignCorners: alignCorners)
+        let xs = LinearTaps(input: w, output: outW, alignCorners: alignCorners)
+        let y1 = zip(ys.first, ys.step).map { $0 + $1 }, x1 = zip(xs.first, xs.step).map { $0 + $1 }
+        input.withUnsafeBufferPointer { src in
+            output.withUnsafeMutableBufferPointer { out in
+                let p = UncheckedSendable((src.baseAddress, out.baseAddress))
+                Threading.parallelFor(n * outH) { range in
+                    guard let src = p.value.0, let out = p.value.1 else { return }
+                    eff_resize_bilinear(src, h, w, c, out + channelOffset, oc, outH, outW, ys.first, y1, ys.weight, xs.first, x1,
+                                        xs.weight, range.lowerBound, range.upperBound)
+                }
             }
         }
     }
-    return output
 }
 
 /// For each output index of a linear resize: the first source index, the offset to the second
@@ -102,7 +113,7 @@ public func argmaxOfResizedBilinear(_ input: Tensor, height outH: Int, width out
                         ys.first.withUnsafeBufferPointer { first in
                             y1.withUnsafeBufferPointer { second in
                                 ys.weight.withUnsafeBufferPointer { weight in
-                                    eff_resize_bilinear(src, h, w, c, scores, rows, outW, first.baseAddress! + top, second.baseAddress! + top,
+                                    eff_resize_bilinear(src, h, w, c, scores, c, rows, outW, first.baseAddress! + top, second.baseAddress! + top,
                                                         weight.baseAddress! + top, xs.first, x1, xs.weight, range.lowerBound, range.upperBound)
                                 }
                             }

@@ -123,12 +123,24 @@ struct MBConvBlock: Sendable {
     let project: Conv2D
     let hasSkip: Bool
 
+    /// Expanded tensors from this many floats up are computed band by band with the depthwise
+    /// convolution (`DepthwiseConv2D.expanding`): below it they stay in cache anyway.
+    static let fusedExpansionFloats = 1 << 18
+
     func callAsFunction(_ input: Tensor) throws -> Tensor {
-        var x = try expand.map { try $0(input) } ?? input
-        x = try depthwise(x)
-        guard let squeezeExcite else { return try project(x, residual: hasSkip ? input : nil) }
+        let residual = hasSkip ? input : nil
+        let x: Tensor
+        if let expand, input.count / max(expand.inChannels, 1) * expand.outChannels >= Self.fusedExpansionFloats {
+            guard squeezeExcite != nil else {
+                return try depthwise.expanding(input, by: expand, projectingBy: project, residual: residual)
+            }
+            x = try depthwise.expanding(input, by: expand)
+        } else {
+            x = try depthwise(expand.map { try $0(input) } ?? input)
+        }
+        guard let squeezeExcite else { return try project(x, residual: residual) }
         // The SE gate scales the projection's weights rather than the activations.
-        return try project(x, scalingInputChannelsBy: squeezeExcite.gate(x), residual: hasSkip ? input : nil)
+        return try project(x, scalingInputChannelsBy: squeezeExcite.gate(x), residual: residual)
     }
 }
 

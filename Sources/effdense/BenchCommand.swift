@@ -33,6 +33,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Also time each operator (kind, channels, input size) over another --runs forward passes and list them, most time first.")
+    var profile = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -49,6 +52,13 @@ struct BenchCommand: ParsableCommand {
         let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
         let loadedMegabytes = Benchmark.residentMegabytes
         let forward = try benchmark.measureForward(runs: runs)
+        var profile: [OperatorProfile.Entry] = []
+        if self.profile {
+            // Separate runs: timing every operator adds a little to each.
+            OperatorProfile.start()
+            _ = try benchmark.measureForward(runs: runs, warmup: 0)
+            profile = OperatorProfile.stop()
+        }
         let picture: Data
         if let path = self.picture {
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--picture: cannot read \(path)") }
@@ -66,13 +76,27 @@ struct BenchCommand: ParsableCommand {
             "pipeline_median_ms": Benchmark.quantile(pipeline, 0.5), "pipeline_p90_ms": Benchmark.quantile(pipeline, 0.9),
             "peak_rss_mb": Benchmark.peakResidentMegabytes, "load_ms": loadMilliseconds, "loaded_rss_mb": loadedMegabytes,
         ]
+        let perRun = Double(runs)
         if json {
+            var result = result
+            if self.profile {
+                result["profile"] = profile.map { ["operator": $0.name, "detail": $0.detail, "ms_per_run": $0.milliseconds / perRun,
+                                                   "calls_per_run": Double($0.calls) / perRun] as [String: Any] }
+            }
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "%@ @%d, %d threads, %@: load %.0f ms, network median %.2f ms (p90 %.2f), pipeline median %.2f ms, peak RSS %.0f MB",
                          result["model"] as? String ?? model, benchmark.inputSize.height, Threading.threadCount, Precision.current.rawValue, loadMilliseconds,
                          Benchmark.quantile(forward, 0.5), Benchmark.quantile(forward, 0.9), Benchmark.quantile(pipeline, 0.5),
                          Benchmark.peakResidentMegabytes))
+            if self.profile {
+                let total = profile.reduce(0) { $0 + $1.milliseconds } / perRun
+                print(String(format: "operators, ms per forward pass (%.2f ms summed), share, calls per pass:", total))
+                for entry in profile {
+                    print(String(format: "%9.3f ms %5.1f%%  %4.1fx  %@  %@", entry.milliseconds / perRun, 100 * entry.milliseconds / perRun / max(total, 1e-9),
+                                 Double(entry.calls) / perRun, entry.name, entry.detail))
+                }
+            }
         }
     }
 

@@ -104,6 +104,48 @@ import Testing
         }
     }
 
+    /// An inverted-residual block's expand → depthwise (→ project) computed band by band through
+    /// a sliding window of expanded rows gives exactly the numbers of the layers one by one:
+    /// windows from one output row's worth to the whole picture, strides, dilation, kernels 3
+    /// and 5, residual, one and two threads.
+    @Test(arguments: [1, 2])
+    func expandedDepthwiseMatchesLayerByLayer(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 4242 + UInt64(threads))
+        for trial in 0..<32 {
+            let cin = [3, 16, 24].randomElement(using: &rng)!, mid = [8, 17, 48, 96].randomElement(using: &rng)!
+            let cout = [5, 16, 40].randomElement(using: &rng)!
+            let (h, w) = (Int.random(in: 1...37, using: &rng), Int.random(in: 1...45, using: &rng))
+            let k = trial % 2 == 0 ? 3 : 5, stride = trial % 3 == 2 ? 2 : 1, dilation = trial % 7 == 6 ? 2 : 1
+            let expand = try Conv2D(weight: randomTensor([mid, cin, 1, 1], &rng), bias: randomTensor([mid], &rng), activation: .silu)
+            let depthwise = try DepthwiseConv2D(weight: randomTensor([mid, 1, k, k], &rng), bias: randomTensor([mid], &rng),
+                                                stride: stride, dilation: dilation, padding: trial % 4 == 1 ? .symmetric : .same,
+                                                activation: trial % 5 == 0 ? .relu6 : .silu)
+            let project = try Conv2D(weight: randomTensor([cout, mid, 1, 1], &rng), bias: randomTensor([cout], &rng))
+            let x = randomTensor([1, h, w, cin], &rng)
+            let expected = try depthwise(expand(x))
+            let projected = try project(expected)
+            let residual = trial % 3 == 0 ? randomTensor(projected.shape, &rng) : nil
+            let expectedProjected = try project(expected, residual: residual)
+            for windowFloats in [1, w * mid * (k + 3), 1 << 20] {
+                let fused = try depthwise.expanding(x, by: expand, projectingBy: nil, residual: nil, windowFloats: windowFloats,
+                                                   haloLimit: 0)
+                #expect(fused.shape == expected.shape && fused.scalars == expected.scalars,
+                        "expand+depthwise \(x.shape) \(cin)->\(mid) k\(k) s\(stride) d\(dilation) window \(windowFloats)")
+                let full = try depthwise.expanding(x, by: expand, projectingBy: project, residual: residual,
+                                                  windowFloats: windowFloats, haloLimit: 0)
+                #expect(full.shape == expectedProjected.shape && full.scalars == expectedProjected.scalars,
+                        "expand+depthwise+project \(x.shape) \(cin)->\(mid)->\(cout) k\(k) s\(stride) d\(dilation) window \(windowFloats)")
+            }
+        }
+        // A batch of two takes the layer-by-layer path with the same numbers.
+        let expand = try Conv2D(weight: randomTensor([8, 4, 1, 1], &rng), bias: nil, activation: .relu)
+        let depthwise = try DepthwiseConv2D(weight: randomTensor([8, 1, 3, 3], &rng), bias: nil, padding: .same)
+        let batch = randomTensor([2, 9, 7, 4], &rng)
+        #expect(try depthwise.expanding(batch, by: expand).scalars == depthwise(expand(batch)).scalars)
+    }
+
     /// 1x1 convolutions over few pixels with many output channels take the channel-split path.
     @Test(arguments: [1, 2])
     func pointwiseOverFewPixelsMatchesReference(threads: Int) throws {
@@ -136,12 +178,13 @@ import Testing
         var rng = SeededGenerator(seed: 202 + UInt64(threads))
         var checked = 0
         for k in [3, 5] { for stride in [1, 2] { for dilation in [1, 2, 4] {
-            // Any width, and multiples of 8 (the register-blocked path) on rows wide enough for
-            // several blocks of 4 columns plus edges.
+            // Any width, and multiples of 8 on rows wide enough for several register blocks plus
+            // edges (the AVX2 path's blocks of 4 columns; the AVX-512 path's 8 columns by 16
+            // channels, the last 16 masked when the count is no multiple of 16).
             for (mode, wide) in [(PaddingMode.same, false), (.symmetric, false), (.same, true), (.symmetric, true)] {
                 let activation = Activation.allCases.randomElement(using: &rng)!
                 let (h, w) = (Int.random(in: 1...19, using: &rng), Int.random(in: wide ? 12...47 : 1...19, using: &rng))
-                let c = wide ? [8, 16, 24, 40].randomElement(using: &rng)! : Self.channelChoices.randomElement(using: &rng)!
+                let c = wide ? [8, 16, 24, 40, 48].randomElement(using: &rng)! : Self.channelChoices.randomElement(using: &rng)!
                 let x = randomTensor([1, h, w, c], &rng)
                 let weight = randomTensor([c, 1, k, k], &rng), bias = randomTensor([c], &rng)
                 let conv = try DepthwiseConv2D(weight: weight, bias: bias, stride: stride, dilation: dilation,

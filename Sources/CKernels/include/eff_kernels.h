@@ -23,6 +23,12 @@ void eff_depthwise(const float *input, long h, long w, long c, const float *weig
                    long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
                    long row_begin, long row_end, const float *bias, int activation, const float *residual);
 
+/* eff_depthwise for one image (n = 1) of which only input rows [first_row, ...) are at `rows`:
+   the kernel reads just the rows that output rows [row_begin, row_end) need, which must be there. */
+void eff_depthwise_window(const float *rows, long first_row, long h, long w, long c, const float *weight, long k,
+                          long stride, long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
+                          long row_begin, long row_end, const float *bias, int activation, const float *residual);
+
 /* Max (is_max) or average pooling, k x k windows, of output rows [row_begin, row_end) of n*oh
    (row = image * oh + y): input [n, h, w, c], out [n, oh, ow, c]. Windows are clipped to the
    padded input; the average divides by that clipped size (count_include_pad) or by the real
@@ -45,8 +51,9 @@ int eff_kernels_use_avx2(void);
 
 /* Bilinear resize of output rows [row_begin, row_end) (row = image * oh + y): for each output
    row y and column x, taps (y0[y], y1[y], wy[y]) and (x0[x], x1[x], wx[x]) with
-   out = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * c + wx * d), per channel. */
-void eff_resize_bilinear(const float *input, long h, long w, long c, float *out, long oh, long ow,
+   out = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * c + wx * d), per channel. Output
+   pixels are out_stride floats apart (c for a tensor of its own, more for a slice of channels). */
+void eff_resize_bilinear(const float *input, long h, long w, long c, float *out, long out_stride, long oh, long ow,
                          const long *y0, const long *y1, const float *wy, const long *x0, const long *x1,
                          const float *wx, long row_begin, long row_end);
 

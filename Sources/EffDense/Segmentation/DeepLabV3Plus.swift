@@ -134,9 +134,13 @@ public struct DeepLabV3Plus: Sendable {
         let pooled = try asppPooling(globalAveragePool(deep))
         branches.append(try resizeBilinear(pooled, height: deep.shape[1], width: deep.shape[2], alignCorners: false))
         var x = try asppSeparable(asppProject(concatChannels(branches)))
-        let factor = outputStride == 16 ? 4 : 2
-        x = try resizeBilinear(x, height: x.shape[1] * factor, width: x.shape[2] * factor, alignCorners: true)
-        x = try block2(concatChannels([x, block1(features[1])]))  // stride 4 (smp's features[2]: its list starts with the input)
+        // The upsampled ASPP output and block1 of the stride-4 feature (smp's features[2]: its list
+        // starts with the input), each written into its channels of the joined tensor.
+        let low = features[1]
+        var joined = Tensor(uninitialized: [low.shape[0], low.shape[1], low.shape[2], x.shape[3] + block1.outChannels])
+        try resizeBilinear(x, alignCorners: true, into: &joined, channelOffset: 0)
+        try block1(low, into: &joined, channelOffset: x.shape[3])
+        x = try block2(joined)
         let logits = try head(x)
         return try resizeBilinear(logits, height: logits.shape[1] * upsampling, width: logits.shape[2] * upsampling, alignCorners: true)
     }
