@@ -368,8 +368,9 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
    stored once. With dilation 1 each input column is loaded once per kernel row and added into
    every output column of the block it reaches (stride 1 and 2, kernels 3 and 5, the constants
    known to the compiler); other dilations load per tap. Input columns over the padding read as
-   zero (only blocks at a row's ends check). Any channel count: the last 16 are masked. The sums
-   run in the same order as depthwise_body (kernel row, then kernel column). */
+   zero through an empty load mask (only blocks at a row's ends check); adding 0 * w leaves a sum
+   as it is. Any channel count: the last 16 are masked. The sums run in the same order as
+   depthwise_body (kernel row, then kernel column). */
 #define EFF_DW_COLS 8
 /* Bias, activation and residual on the block's accumulators, then one store each. */
 #define EFF_DW_FINISH(ACTIVATE)                                                                                \
@@ -393,21 +394,22 @@ static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512
         const float *in_row = image + (iy0 + ky * (DILATED ? dilation : 1)) * w * c;
         __m512 wv[5];
         EFF_UNROLL for (int kx = 0; kx < K; kx++) wv[kx] = EFF_DW_LOAD(weight + (ky * K + kx) * c);
-        if (!DILATED && !CHECK) {
+        if (!DILATED) {
             EFF_UNROLL for (int j = 0; j < (EFF_DW_COLS - 1) * S + K; j++) {
-                __m512 x = EFF_DW_LOAD(in_row + (ix0 + j) * c);
+                long ix = ix0 + j;
+                /* Over the padding a zero mask: a masked load reads nothing there (no fault either). */
+                __m512 x = CHECK ? _mm512_maskz_loadu_ps(ix >= 0 && ix < w ? m : 0, in_row + ix * c) : EFF_DW_LOAD(in_row + ix * c);
                 EFF_UNROLL for (int kx = 0; kx < K; kx++) {
                     int o = (j - kx) / S;
                     if (j >= kx && (j - kx) % S == 0 && o < EFF_DW_COLS) acc[o] = _mm512_fmadd_ps(x, wv[kx], acc[o]);
                 }
             }
         } else {
-            const long step = DILATED ? dilation : 1;
             EFF_UNROLL for (int kx = 0; kx < K; kx++) {
                 EFF_UNROLL for (int o = 0; o < EFF_DW_COLS; o++) {
-                    long ix = ix0 + o * S + kx * step;
-                    if (CHECK && (ix < 0 || ix >= w)) continue;
-                    acc[o] = _mm512_fmadd_ps(EFF_DW_LOAD(in_row + ix * c), wv[kx], acc[o]);
+                    long ix = ix0 + o * S + kx * dilation;
+                    __m512 x = CHECK ? _mm512_maskz_loadu_ps(ix >= 0 && ix < w ? m : 0, in_row + ix * c) : EFF_DW_LOAD(in_row + ix * c);
+                    acc[o] = _mm512_fmadd_ps(x, wv[kx], acc[o]);
                 }
             }
         }
@@ -570,19 +572,24 @@ void eff_pool2d(const float *input, long h, long w, long c, long k, long stride,
 
 void eff_im2col(const float *input, long h, long w, long c, long k, long stride, long dilation, long pad_top,
                 long pad_left, long oh, long ow, long row_begin, long row_end, float *out) {
+    if (row_begin >= row_end) return;
+    /* The row's image, y and x, divided out once and then stepped (divisions per row cost more
+       than a stem's 27-value row). */
+    long b = row_begin / (oh * ow), oy = (row_begin / ow) % oh, ox = row_begin % ow;
     for (long row = row_begin; row < row_end; row++) {
-        long b = row / (oh * ow), oy = (row / ow) % oh, ox = row % ow;
         long ix0 = ox * stride - pad_left;
         for (long ky = 0; ky < k; ky++) {
             long iy = oy * stride - pad_top + ky * dilation;
             if (dilation == 1 && iy >= 0 && iy < h && ix0 >= 0 && ix0 + k <= w) {
-                /* The k taps of this window row are k neighbouring pixels: one contiguous copy. */
-                memcpy(out, input + ((b * h + iy) * w + ix0) * c, (size_t)(k * c) * sizeof(float));
+                /* The k taps of this window row are k neighbouring pixels: one contiguous copy (a
+                   plain loop: for a stem's 3 x 3 channels a memcpy call costs more than the copy). */
+                const float *src = input + ((b * h + iy) * w + ix0) * c;
+                for (long t = 0; t < k * c; t++) out[t] = src[t];
                 out += k * c;
                 continue;
             }
             for (long kx = 0; kx < k; kx++) {
-                long ix = ox * stride - pad_left + kx * dilation;
+                long ix = ix0 + kx * dilation;
                 if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
                     const float *src = input + ((b * h + iy) * w + ix) * c;
                     for (long ch = 0; ch < c; ch++) out[ch] = src[ch];
@@ -591,6 +598,10 @@ void eff_im2col(const float *input, long h, long w, long c, long k, long stride,
                 }
                 out += c;
             }
+        }
+        if (++ox == ow) {
+            ox = 0;
+            if (++oy == oh) { oy = 0; b++; }
         }
     }
 }
@@ -813,6 +824,95 @@ static void gemm_openblas(const float *a, long lda, long m, long k, const float 
 EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2, EFF_STORE_BLOCK)
 
 EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512, EFF_FINISH_BLOCK_512)
+#endif
+
+#if defined(__x86_64__)
+/* 12 output pixels (ox0 + i, clipped to the row's last) x 32 output channels of a direct
+   convolution with few input channels, over all k*k*c taps, then the fused epilogue. Taps over
+   the padding read as zero; CHECK 0 when none of the block's taps is outside the input and the
+   block is whole. Called with constant cin, k and stride, every load is at a fixed offset. */
+static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
+    const int CHECK, const float *restrict image, long h, long w, const long cin, const long k, const long stride, long iy0, long ix0,
+    long last, const float *restrict b, long panel_stride, float *restrict c, long ldc, const float *bias, int activation,
+    const float *residual, long ldr, long cols) {
+    eff_v16 acc[12][2];
+    EFF_UNROLL for (int i = 0; i < 12; i++) { acc[i][0] = EFF_SPLAT16(0.0f); acc[i][1] = EFF_SPLAT16(0.0f); }
+    long t = 0;
+    for (long ky = 0; ky < k; ky++) {
+        long iy = iy0 + ky;
+        int row_inside = iy >= 0 && iy < h;
+        const float *in_row = image + iy * w * cin;
+        for (long kx = 0; kx < k; kx++) {
+            for (long ch = 0; ch < cin; ch++, t++) {
+                eff_v16 b0, b1;
+                __builtin_memcpy(&b0, b + t * 16, 64);
+                __builtin_memcpy(&b1, b + panel_stride + t * 16, 64);
+                EFF_UNROLL for (int i = 0; i < 12; i++) {
+                    long ix = ix0 + (CHECK ? (i < last ? i : last) : i) * stride + kx;
+                    float value = CHECK ? (row_inside && ix >= 0 && ix < w ? in_row[ix * cin + ch] : 0.0f) : in_row[ix * cin + ch];
+                    eff_v16 av = EFF_SPLAT16(value);
+                    acc[i][0] += av * b0;
+                    acc[i][1] += av * b1;
+                }
+            }
+        }
+    }
+    EFF_FINISH_BLOCK_512(12, 2)
+}
+
+static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
+                                        long pad_left, long oh, long ow, const float *packed, long n, float *out,
+                                        long row_begin, long row_end, const float *bias, int activation) {
+    long depth = k * k * cin;
+    float scratch[12 * 32];
+    for (long row = row_begin; row < row_end; row++) {
+        long b = row / oh, oy = row % oh, iy0 = oy * stride - pad_top;
+        const float *image = input + b * h * w * cin;
+        int rows_inside = iy0 >= 0 && iy0 + k <= h;
+        for (long ox0 = 0; ox0 < ow; ox0 += 12) {
+            long count = ow - ox0 < 12 ? ow - ox0 : 12, ix0 = ox0 * stride - pad_left;
+            int inside = rows_inside && ix0 >= 0 && ix0 + (count - 1) * stride + k <= w;
+            for (long j0 = 0; j0 < n; j0 += 32) {
+                long cols = n - j0 < 32 ? n - j0 : 32;
+                int full = count == 12 && cols == 32;
+                float *target = full ? out + (row * ow + ox0) * n + j0 : scratch;
+                long ld = full ? n : 32;
+                const float *b0 = packed + (j0 / 16) * depth * 16;
+                /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
+                if (inside && count == 12 && cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem */
+                    small_input_block(0, image, h, w, 3, 3, 2, iy0, ix0, 11, b0, depth * 16, target, ld,
+                                      bias ? bias + j0 : 0, activation, 0, 0, cols);
+                else if (inside && count == 12)
+                    small_input_block(0, image, h, w, cin, k, stride, iy0, ix0, 11, b0, depth * 16, target, ld,
+                                      bias ? bias + j0 : 0, activation, 0, 0, cols);
+                else
+                    small_input_block(1, image, h, w, cin, k, stride, iy0, ix0, count - 1, b0, depth * 16, target, ld,
+                                      bias ? bias + j0 : 0, activation, 0, 0, cols);
+                if (!full)
+                    for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution with few input
+   channels, without im2col: for a stem's 3 channels a window row is only 9 values, and copying
+   them costs more than the products. Weights packed by eff_gemm_pack_b ([k*k*c][n] in HWIO
+   order). Returns 0 (nothing done) without AVX-512. */
+int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
+                         long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
+                         const float *bias, int activation) {
+    if (!eff_kernels_use_avx512()) return 0;
+    small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, packed, n, out, row_begin, row_end, bias,
+                     activation);
+    return 1;
+}
+#else
+int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
+                         long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
+                         const float *bias, int activation) {
+    return 0;
+}
 #endif
 
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,

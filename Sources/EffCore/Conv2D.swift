@@ -146,6 +146,10 @@ public struct Conv2D: Sendable {
         // im2col (when needed), then the GEMM with its epilogue.
         let threads = Threading.threadCount
         let largestTile = max(16, min(256, (1 << 16) / max(depth, 1)))
+        if inChannels <= 4 && kernelSize > 1 && dilation == 1 && residual == nil && channelOffset == 0
+            && Precision.current == .float32 && directSmallInput(input, pad: pad, into: &output) {
+            return
+        }
         if isPointwise && rows < 64 * threads && outChannels >= 64 {
             // Too few rows for every thread to get 64 (7x7 layers, a classifier): split the output
             // channels over the threads instead.
@@ -219,6 +223,23 @@ public struct Conv2D: Sendable {
             }
         }
         return output
+    }
+
+    /// A stem's convolution (a few input channels) computed directly, output row by output row
+    /// over the threads: im2col would copy its 9-value window rows one by one
+    /// (`eff_conv_small_input`; the sums in the order of the GEMM). False, with nothing done,
+    /// on CPUs without AVX-512.
+    private func directSmallInput(_ input: Tensor, pad: Padding, into output: inout Tensor) -> Bool {
+        let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (oh, ow) = (output.shape[1], output.shape[2])
+        guard eff_kernels_use_avx512() != 0 else { return false }
+        withKernelPointers(input, nil, &output) { p in
+            Threading.parallelFor(n * oh) { range in
+                _ = eff_conv_small_input(p.input, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, p.layer.weights,
+                                         outChannels, p.output, range.lowerBound, range.upperBound, p.layer.bias, p.layer.activation)
+            }
+        }
+        return true
     }
 
     /// Channels, stride and dilation for `OperatorProfile`.

@@ -78,6 +78,32 @@ import Testing
         }
     }
 
+    /// Convolutions with a few input channels (stems) are computed directly, without im2col,
+    /// in blocks of 12 output pixels: rows wide enough for whole blocks, edges and padding on
+    /// every side, the 3-channel stride-2 3x3 specialisation among them.
+    @Test(arguments: [1, 2])
+    func smallInputConvolutionMatchesReference(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 606 + UInt64(threads))
+        for trial in 0..<24 {
+            let cin = trial % 3 == 0 ? 3 : Int.random(in: 1...4, using: &rng)
+            let k = trial % 4 == 3 ? 5 : 3, stride = trial % 2 == 0 ? 2 : 1
+            let mode = [PaddingMode.same, .symmetric, .valid, .explicit(1)][trial % 4]
+            let (h, w) = (Int.random(in: 5...40, using: &rng), Int.random(in: 5...70, using: &rng))
+            let cout = [8, 16, 32, 40].randomElement(using: &rng)!, n = trial % 5 == 0 ? 2 : 1
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let x = randomTensor([n, h, w, cin], &rng)
+            let weight = randomTensor([cout, cin, k, k], &rng), bias = randomTensor([cout], &rng)
+            let conv = try Conv2D(weight: weight, bias: bias, stride: stride, padding: mode, activation: activation)
+            let padding = Padding(mode, height: h, width: w, kernel: k, stride: stride)
+            let reference = referenceConv(x, weight: weight, bias: bias, stride: stride, dilation: 1, padding: padding,
+                                          groups: 1, activation: activation, residual: nil)
+            #expect(maxRelativeError(try conv(x), reference) <= Self.tolerance,
+                    "small-input conv k\(k) s\(stride) \(mode) \(activation) \(x.shape)->\(cout)")
+        }
+    }
+
     /// A 1x1 convolution of a depthwise convolution computed band by band gives the numbers of
     /// the two applied one after the other: several bands, wide rows, strides, dilation,
     /// residual, one and two threads.

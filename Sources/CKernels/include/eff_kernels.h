@@ -74,6 +74,14 @@ void eff_gemm_packed(const float *a, long lda, long m, long k, const float *pack
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
                          long ldc, const float *bias, int activation, const float *residual, long ldr);
 
+/* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution (dilation 1)
+   of input [n, h, w, cin] with few input channels (a stem's 3), computed directly, without an
+   im2col matrix: out [n, oh, ow, n_out] = act(conv + bias), weights packed by eff_gemm_pack_b from
+   the [k * k * cin][n_out] (HWIO) matrix. Returns 0, having done nothing, on CPUs without AVX-512. */
+int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
+                         long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
+                         const float *bias, int activation);
+
 /* Whether the AVX-512 versions are in use. */
 int eff_kernels_use_avx512(void);
 
