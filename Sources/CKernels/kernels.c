@@ -657,13 +657,12 @@ void eff_resize_bilinear(const float *input, long h, long w, long c, float *out,
     resize_bilinear_body(input, h, w, c, out, out_stride, oh, ow, y0, y1, wy, x0, x1, wx, row_begin, row_end);
 }
 
-void eff_global_average_pool(const float *input, long pixels, long channels, float *out) {
+void eff_channel_sums(const float *input, long pixels, long channels, double *totals) {
     /* Rows of 64 pixels summed in float (vectorised), rows accumulated in double. */
-    double totals[4096];
     float partial[4096];
     for (long base = 0; base < channels; base += 4096) {
         long n = channels - base < 4096 ? channels - base : 4096;
-        for (long i = 0; i < n; i++) totals[i] = 0;
+        for (long i = 0; i < n; i++) totals[base + i] = 0;
         for (long p0 = 0; p0 < pixels; p0 += 64) {
             long p1 = p0 + 64 < pixels ? p0 + 64 : pixels;
             for (long i = 0; i < n; i++) partial[i] = 0;
@@ -671,9 +670,8 @@ void eff_global_average_pool(const float *input, long pixels, long channels, flo
                 const float *px = input + p * channels + base;
                 for (long i = 0; i < n; i++) partial[i] += px[i];
             }
-            for (long i = 0; i < n; i++) totals[i] += partial[i];
+            for (long i = 0; i < n; i++) totals[base + i] += partial[i];
         }
-        for (long i = 0; i < n; i++) out[base + i] = (float)(totals[i] / (double)pixels);
     }
 }
 
@@ -830,9 +828,19 @@ EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512, EFF_FINISH_
 /* 12 output pixels (ox0 + i, clipped to the row's last) x 32 output channels of a direct
    convolution with few input channels, over all k*k*c taps, then the fused epilogue. Taps over
    the padding read as zero; CHECK 0 when none of the block's taps is outside the input and the
-   block is whole. Called with constant cin, k and stride, every load is at a fixed offset. */
+   block is whole. Called with constant cin, k and stride, every load is at a fixed offset.
+   ROUND: each input value rounded to bf16 first (the weights come rounded). */
+static inline EFF_AVX512 __attribute__((always_inline)) float round_to_bf16(float value) {
+    /* Nearest even, as VCVTNEPS2BF16 (finite values; a network's inputs are). */
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&value, &bits, 4);
+    return value;
+}
+
 static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
-    const int CHECK, const float *restrict image, long h, long w, const long cin, const long k, const long stride, long iy0, long ix0,
+    const int CHECK, const int ROUND, const float *restrict image, long h, long w, const long cin, const long k, const long stride, long iy0, long ix0,
     long last, const float *restrict b, long panel_stride, float *restrict c, long ldc, const float *bias, int activation,
     const float *residual, long ldr, long cols) {
     eff_v16 acc[12][2];
@@ -850,6 +858,7 @@ static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
                 EFF_UNROLL for (int i = 0; i < 12; i++) {
                     long ix = ix0 + (CHECK ? (i < last ? i : last) : i) * stride + kx;
                     float value = CHECK ? (row_inside && ix >= 0 && ix < w ? in_row[ix * cin + ch] : 0.0f) : in_row[ix * cin + ch];
+                    if (ROUND) value = round_to_bf16(value);
                     eff_v16 av = EFF_SPLAT16(value);
                     acc[i][0] += av * b0;
                     acc[i][1] += av * b1;
@@ -862,7 +871,7 @@ static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
 
 static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
                                         long pad_left, long oh, long ow, const float *packed, long n, float *out,
-                                        long row_begin, long row_end, const float *bias, int activation) {
+                                        long row_begin, long row_end, const float *bias, int activation, int round_inputs) {
     long depth = k * k * cin;
     float scratch[12 * 32];
     for (long row = row_begin; row < row_end; row++) {
@@ -879,15 +888,19 @@ static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long
                 long ld = full ? n : 32;
                 const float *b0 = packed + (j0 / 16) * depth * 16;
                 /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
-                if (inside && count == 12 && cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem */
-                    small_input_block(0, image, h, w, 3, 3, 2, iy0, ix0, 11, b0, depth * 16, target, ld,
-                                      bias ? bias + j0 : 0, activation, 0, 0, cols);
-                else if (inside && count == 12)
-                    small_input_block(0, image, h, w, cin, k, stride, iy0, ix0, 11, b0, depth * 16, target, ld,
-                                      bias ? bias + j0 : 0, activation, 0, 0, cols);
-                else
-                    small_input_block(1, image, h, w, cin, k, stride, iy0, ix0, count - 1, b0, depth * 16, target, ld,
-                                      bias ? bias + j0 : 0, activation, 0, 0, cols);
+                const float *block_bias = bias ? bias + j0 : 0;
+#define EFF_SMALL_INPUT_BLOCKS(ROUND)                                                                           \
+                if (inside && count == 12 && cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem */ \
+                    small_input_block(0, ROUND, image, h, w, 3, 3, 2, iy0, ix0, 11, b0, depth * 16, target, ld,  \
+                                      block_bias, activation, 0, 0, cols);                                      \
+                else if (inside && count == 12)                                                                 \
+                    small_input_block(0, ROUND, image, h, w, cin, k, stride, iy0, ix0, 11, b0, depth * 16, target, \
+                                      ld, block_bias, activation, 0, 0, cols);                                  \
+                else                                                                                            \
+                    small_input_block(1, ROUND, image, h, w, cin, k, stride, iy0, ix0, count - 1, b0, depth * 16, \
+                                      target, ld, block_bias, activation, 0, 0, cols);
+                if (round_inputs) { EFF_SMALL_INPUT_BLOCKS(1) } else { EFF_SMALL_INPUT_BLOCKS(0) }
+#undef EFF_SMALL_INPUT_BLOCKS
                 if (!full)
                     for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
             }
@@ -901,16 +914,16 @@ static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long
    order). Returns 0 (nothing done) without AVX-512. */
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
-                         const float *bias, int activation) {
+                         const float *bias, int activation, int round_inputs) {
     if (!eff_kernels_use_avx512()) return 0;
     small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, packed, n, out, row_begin, row_end, bias,
-                     activation);
+                     activation, round_inputs);
     return 1;
 }
 #else
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
-                         const float *bias, int activation) {
+                         const float *bias, int activation, int round_inputs) {
     return 0;
 }
 #endif

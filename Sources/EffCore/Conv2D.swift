@@ -147,7 +147,7 @@ public struct Conv2D: Sendable {
         let threads = Threading.threadCount
         let largestTile = max(16, min(256, (1 << 16) / max(depth, 1)))
         if inChannels <= 4 && kernelSize > 1 && dilation == 1 && residual == nil && channelOffset == 0
-            && Precision.current == .float32 && directSmallInput(input, pad: pad, into: &output) {
+            && directSmallInput(input, pad: pad, into: &output) {
             return
         }
         if isPointwise && rows < 64 * threads && outChannels >= 64 {
@@ -227,16 +227,29 @@ public struct Conv2D: Sendable {
 
     /// A stem's convolution (a few input channels) computed directly, output row by output row
     /// over the threads: im2col would copy its 9-value window rows one by one
-    /// (`eff_conv_small_input`; the sums in the order of the GEMM). False, with nothing done,
+    /// (`eff_conv_small_input`; the sums in the order of the GEMM). In bfloat16 the products are
+    /// those of bf16-rounded inputs and weights, as in the bf16 GEMM. False, with nothing done,
     /// on CPUs without AVX-512.
     private func directSmallInput(_ input: Tensor, pad: Padding, into output: inout Tensor) -> Bool {
         let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (output.shape[1], output.shape[2])
         guard eff_kernels_use_avx512() != 0 else { return false }
-        withKernelPointers(input, nil, &output) { p in
-            Threading.parallelFor(n * oh) { range in
-                _ = eff_conv_small_input(p.input, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, p.layer.weights,
-                                         outChannels, p.output, range.lowerBound, range.upperBound, p.layer.bias, p.layer.activation)
+        let bfloat16 = Precision.current == .bfloat16
+        let weights = bfloat16 ? bf16Panels.roundedFloats(of: packedWeight) : packedWeight
+        weights.withUnsafeBufferPointer { weights in
+            bias.withUnsafeBufferPointer { bias in
+                input.withUnsafeBufferPointer { src in
+                    output.withUnsafeMutableBufferPointer { out in
+                        guard let weights = weights.baseAddress, let bias = bias.baseAddress, let src = src.baseAddress,
+                              let out = out.baseAddress else { return }
+                        let q = UncheckedSendable((weights, bias, src, out))
+                        Threading.parallelFor(n * oh) { range in
+                            _ = eff_conv_small_input(q.value.2, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, q.value.0,
+                                                     outChannels, q.value.3, range.lowerBound, range.upperBound, q.value.1,
+                                                     activation.kernelCode, bfloat16 ? 1 : 0)
+                        }
+                    }
+                }
             }
         }
         return true
@@ -344,10 +357,31 @@ struct LayerWeights: @unchecked Sendable {
     }
 }
 
-/// A convolution's packed weights rounded to bf16 pairs (`eff_gemm_pack_bf16`), made once, at the
-/// first call in bfloat16, by whichever thread comes first.
+/// A convolution's packed weights rounded to bf16 pairs (`eff_gemm_pack_bf16`), or to bf16 values
+/// kept as float32, made once, at the first call in bfloat16, by whichever thread comes first.
 final class BF16Panels: Sendable {
     private let storage = Mutex<[UInt32]?>(nil)
+    private let rounded = Mutex<Tensor?>(nil)
+
+    /// The float32 panels with every weight rounded to bf16 (nearest even), for the direct
+    /// small-input convolution; made once.
+    func roundedFloats(of packed: Tensor) -> Tensor {
+        rounded.withLock { stored in
+            if let stored { return stored }
+            var copy = Tensor(uninitialized: packed.shape)
+            packed.withUnsafeBufferPointer { source in
+                copy.withUnsafeMutableBufferPointer { destination in
+                    for i in source.indices {
+                        let value = source[i]
+                        destination[i] = value.isFinite
+                            ? Float(bitPattern: (value.bitPattern &+ 0x7FFF &+ ((value.bitPattern >> 16) & 1)) & 0xFFFF_0000) : value
+                    }
+                }
+            }
+            stored = copy
+            return copy
+        }
+    }
 
     func panels(of packed: Tensor, depth: Int, columns: Int) -> [UInt32] {
         storage.withLock { stored in

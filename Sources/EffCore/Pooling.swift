@@ -20,12 +20,30 @@ public func globalAveragePool(_ input: Tensor) throws -> Tensor {
     try OperatorProfile.measure("global average pool", "\(input.shape.last ?? 0)", input) {
         let (n, h, w, c) = try input.requireNHWC("globalAveragePool")
         guard h * w > 0 else { throw TensorError("globalAveragePool", "empty spatial extent in \(input.shape)") }
-        var output = Tensor(uninitialized: [n, 1, 1, c])
+        // Blocks of 512 pixels summed over the threads, then their sums added in block order:
+        // the same numbers whatever the thread count.
+        let pixels = h * w, blockPixels = 512, blocks = (pixels + blockPixels - 1) / blockPixels
+        var sums = [Double](repeating: 0, count: n * blocks * c)
         input.withUnsafeBufferPointer { src in
-            output.withUnsafeMutableBufferPointer { out in
-                guard let src = src.baseAddress, let out = out.baseAddress else { return }
-                for b in 0..<n { eff_global_average_pool(src + b * h * w * c, h * w, c, out + b * c) }
+            sums.withUnsafeMutableBufferPointer { sums in
+                guard let src = src.baseAddress, let sums = sums.baseAddress else { return }
+                let p = UncheckedSendable((src, sums))
+                Threading.parallelFor(n * blocks) { range in
+                    for item in range {
+                        let (b, block) = (item / blocks, item % blocks)
+                        let first = block * blockPixels, count = min(blockPixels, pixels - first)
+                        eff_channel_sums(p.value.0 + (b * pixels + first) * c, count, c, p.value.1 + item * c)
+                    }
+                }
             }
+        }
+        var output = Tensor(uninitialized: [n, 1, 1, c])
+        output.withUnsafeMutableBufferPointer { out in
+            for b in 0..<n { for ch in 0..<c {
+                var total = 0.0
+                for block in 0..<blocks { total += sums[(b * blocks + block) * c + ch] }
+                out[b * c + ch] = Float(total / Double(pixels))
+            } }
         }
         return output
     }

@@ -57,8 +57,9 @@ void eff_resize_bilinear(const float *input, long h, long w, long c, float *out,
                          const long *y0, const long *y1, const float *wy, const long *x0, const long *x1,
                          const float *wx, long row_begin, long row_end);
 
-/* Mean over `pixels` pixels of each of `channels` channels, summed in double. */
-void eff_global_average_pool(const float *input, long pixels, long channels, float *out);
+/* Sums over `pixels` pixels of each of `channels` channels, in double (rows of 64 pixels summed
+   in float first). */
+void eff_channel_sums(const float *input, long pixels, long channels, double *totals);
 /* Floats eff_gemm_pack_b writes for a k x n matrix (n rounded up to a multiple of 32). */
 long eff_gemm_packed_size(long k, long n);
 
@@ -77,10 +78,12 @@ void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, cons
 /* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution (dilation 1)
    of input [n, h, w, cin] with few input channels (a stem's 3), computed directly, without an
    im2col matrix: out [n, oh, ow, n_out] = act(conv + bias), weights packed by eff_gemm_pack_b from
-   the [k * k * cin][n_out] (HWIO) matrix. Returns 0, having done nothing, on CPUs without AVX-512. */
+   the [k * k * cin][n_out] (HWIO) matrix. With round_inputs, each input value is rounded to bf16
+   first (bfloat16 precision; the caller passes bf16-rounded weights). Returns 0, having done
+   nothing, on CPUs without AVX-512. */
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
-                         const float *bias, int activation);
+                         const float *bias, int activation, int round_inputs);
 
 /* Whether the AVX-512 versions are in use. */
 int eff_kernels_use_avx512(void);
