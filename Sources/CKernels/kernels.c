@@ -365,9 +365,9 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
 
 /* Depthwise convolution on AVX-512: blocks of 8 output columns x 16 channels accumulate over all
    the taps in registers, then bias, activation and residual are applied there and the block is
-   stored once. With dilation 1 each input column is loaded once per kernel row and added into
-   every output column of the block it reaches (stride 1 and 2, kernels 3 and 5, the constants
-   known to the compiler); other dilations load per tap. Input columns over the padding read as
+   stored once. With dilation 1 or 2 (and stride 1 or 2, kernels 3 and 5: constants known to the
+   compiler) each input column is loaded once per kernel row and added into every output column
+   of the block it reaches; other dilations load per tap. Input columns over the padding read as
    zero through an empty load mask (only blocks at a row's ends check); adding 0 * w leaves a sum
    as it is. Any channel count: the last 16 are masked. The sums run in the same order as
    depthwise_body (kernel row, then kernel column). */
@@ -384,24 +384,24 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
     }
 #define EFF_DW_LOAD(p) (MASKED ? _mm512_maskz_loadu_ps(m, p) : _mm512_loadu_ps(p))
 static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512(
-    const int K, const int S, const int DILATED, const int CHECK, const int MASKED, long dilation,
+    const int K, const int S, const int D, const int CHECK, const int MASKED, long dilation,
     const float *restrict image, long w, long c, const float *restrict weight, long iy0, long ky_begin, long ky_end,
     long ix0, long cols, __mmask16 m, float *restrict out, const float *restrict bias, int activation,
     const float *restrict residual) {
     __m512 acc[EFF_DW_COLS];
     EFF_UNROLL for (int o = 0; o < EFF_DW_COLS; o++) acc[o] = _mm512_setzero_ps();
     for (long ky = ky_begin; ky < ky_end; ky++) {
-        const float *in_row = image + (iy0 + ky * (DILATED ? dilation : 1)) * w * c;
+        const float *in_row = image + (iy0 + ky * (D ? D : dilation)) * w * c;
         __m512 wv[5];
         EFF_UNROLL for (int kx = 0; kx < K; kx++) wv[kx] = EFF_DW_LOAD(weight + (ky * K + kx) * c);
-        if (!DILATED) {
-            EFF_UNROLL for (int j = 0; j < (EFF_DW_COLS - 1) * S + K; j++) {
+        if (D) {
+            EFF_UNROLL for (int j = 0; j < (EFF_DW_COLS - 1) * S + (K - 1) * D + 1; j++) {
                 long ix = ix0 + j;
                 /* Over the padding a zero mask: a masked load reads nothing there (no fault either). */
                 __m512 x = CHECK ? _mm512_maskz_loadu_ps(ix >= 0 && ix < w ? m : 0, in_row + ix * c) : EFF_DW_LOAD(in_row + ix * c);
                 EFF_UNROLL for (int kx = 0; kx < K; kx++) {
-                    int o = (j - kx) / S;
-                    if (j >= kx && (j - kx) % S == 0 && o < EFF_DW_COLS) acc[o] = _mm512_fmadd_ps(x, wv[kx], acc[o]);
+                    int o = (j - kx * D) / S;
+                    if (j >= kx * D && (j - kx * D) % S == 0 && o < EFF_DW_COLS) acc[o] = _mm512_fmadd_ps(x, wv[kx], acc[o]);
                 }
             }
         } else {
@@ -434,6 +434,7 @@ static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512
     else if (!masked) EFF_DW_BLOCK(K, S, DILATED, 1, 0);                                                       \
     else EFF_DW_BLOCK(K, S, DILATED, 1, 1);
 /* Output rows [row_begin, row_end): each 16-channel slice of a row, then its blocks of columns. */
+/* D: the dilation when known to the compiler (1 or 2: shared loads), 0 for any other (per-tap loads). */
 #define EFF_DEPTHWISE_512(NAME, K, S, DILATED)                                                                 \
     static EFF_AVX512 void NAME(const float *input, long h, long w, long c, const float *weight, long dilation,  \
                                 long pad_top, long pad_left, long oh, long ow, float *out, long row_begin,      \
@@ -464,12 +465,14 @@ static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512
             }                                                                                                  \
         }                                                                                                      \
     }
-EFF_DEPTHWISE_512(depthwise_512_k3s1, 3, 1, 0)
-EFF_DEPTHWISE_512(depthwise_512_k3s2, 3, 2, 0)
-EFF_DEPTHWISE_512(depthwise_512_k5s1, 5, 1, 0)
-EFF_DEPTHWISE_512(depthwise_512_k5s2, 5, 2, 0)
-EFF_DEPTHWISE_512(depthwise_512_k3s1_dilated, 3, 1, 1)
-EFF_DEPTHWISE_512(depthwise_512_k5s1_dilated, 5, 1, 1)
+EFF_DEPTHWISE_512(depthwise_512_k3s1, 3, 1, 1)
+EFF_DEPTHWISE_512(depthwise_512_k3s2, 3, 2, 1)
+EFF_DEPTHWISE_512(depthwise_512_k5s1, 5, 1, 1)
+EFF_DEPTHWISE_512(depthwise_512_k5s2, 5, 2, 1)
+EFF_DEPTHWISE_512(depthwise_512_k3s1_d2, 3, 1, 2)
+EFF_DEPTHWISE_512(depthwise_512_k5s1_d2, 5, 1, 2)
+EFF_DEPTHWISE_512(depthwise_512_k3s1_dilated, 3, 1, 0)
+EFF_DEPTHWISE_512(depthwise_512_k5s1_dilated, 5, 1, 0)
 
 /* The AVX-512 kernel for 3x3 and 5x5 at stride 1 or 2 (every EfficientNet, BiFPN and ASPP
    depthwise layer); 0 when the shape has none. */
@@ -483,6 +486,9 @@ static EFF_AVX512 int depthwise_avx512(const float *input, long h, long w, long 
         else if (k == 3 && stride == 2) kernel = depthwise_512_k3s2;
         else if (k == 5 && stride == 1) kernel = depthwise_512_k5s1;
         else if (k == 5 && stride == 2) kernel = depthwise_512_k5s2;
+    } else if (dilation == 2 && stride == 1) {
+        if (k == 3) kernel = depthwise_512_k3s1_d2;
+        else if (k == 5) kernel = depthwise_512_k5s1_d2;
     } else if (stride == 1) {
         if (k == 3) kernel = depthwise_512_k3s1_dilated;
         else if (k == 5) kernel = depthwise_512_k5s1_dilated;
