@@ -189,40 +189,86 @@ public struct Conv2D: Sendable {
     /// right away, so the depthwise output never goes through memory. The numbers are those of
     /// `self(depthwise(input), residual:)`.
     public func callAsFunction(depthwise: DepthwiseConv2D, of input: Tensor, residual: Tensor? = nil) throws -> Tensor {
-        try OperatorProfile.measure("depthwise \(depthwise.kernelSize)x\(depthwise.kernelSize)+conv 1x1",
-                                    "\(inChannels)->\(outChannels)" + (depthwise.stride > 1 ? " s\(depthwise.stride)" : "")
-                                        + (depthwise.dilation > 1 ? " d\(depthwise.dilation)" : ""), input) {
-            try separable(depthwise: depthwise, of: input, residual: residual)
-        }
-    }
-
-    private func separable(depthwise: DepthwiseConv2D, of input: Tensor, residual: Tensor?) throws -> Tensor {
         let g = try depthwise.geometry(for: input)
-        let unpadded = Padding(padding, height: g.outHeight, width: g.outWidth, kernel: 1, stride: 1)
-            == Padding(.valid, height: g.outHeight, width: g.outWidth, kernel: 1, stride: 1)
-        guard kernelSize == 1, stride == 1, unpadded, depthwise.channels == inChannels else {
-            return try self(depthwise(input), residual: residual)
-        }
         var output = Tensor(uninitialized: [g.n, g.outHeight, g.outWidth, outChannels])
         if let residual { try residual.requireShape(output.shape, "Conv2D residual") }
-        let rows = g.n * g.outHeight, rowFloats = g.outWidth * inChannels
-        // Bands of at most 256 KB, and enough of them for every thread to take a few.
-        let bandRows = max(1, min((1 << 16) / max(rowFloats, 1), rows / (4 * Threading.threadCount)))
-        let bands = (rows + bandRows - 1) / bandRows
-        withKernelPointers(input, residual, &output) { p in
-            Threading.parallelFor(bands) { range in
-                let band = UnsafeMutablePointer<Float>.allocate(capacity: bandRows * rowFloats)
-                defer { band.deallocate() }
-                for index in range {
-                    let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
-                    depthwise.computeRows(r0..<r1, of: p.input, g, into: band, residual: nil)
-                    let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth * outChannels
-                    p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels, output: p.output + first,
-                           ldc: outChannels, residual: p.residual.map { $0 + first })
+        try separable(depthwise: depthwise, of: input, residual: residual, then: nil, into: &output, channelOffset: 0)
+        return output
+    }
+
+    /// `self(depthwise: depthwise, of: input)` written into channels
+    /// `channelOffset..<channelOffset + outChannels` of `output` (the same batch, height and
+    /// width): one part of a channel concatenation, without a copy.
+    public func callAsFunction(depthwise: DepthwiseConv2D, of input: Tensor, into output: inout Tensor, channelOffset: Int) throws {
+        try separable(depthwise: depthwise, of: input, residual: nil, then: nil, into: &output, channelOffset: channelOffset)
+    }
+
+    /// `next(self(depthwise: depthwise, of: input))`, the second 1x1 convolution applied to each
+    /// band as well, so that this layer's output never goes through memory either (DeepLabV3+'s
+    /// last decoder block and its segmentation head).
+    public func callAsFunction(depthwise: DepthwiseConv2D, of input: Tensor, followedBy next: Conv2D) throws -> Tensor {
+        let g = try depthwise.geometry(for: input)
+        guard next.isUnpaddedPointwise(height: g.outHeight, width: g.outWidth), next.inChannels == outChannels else {
+            return try next(self(depthwise: depthwise, of: input))
+        }
+        var output = Tensor(uninitialized: [g.n, g.outHeight, g.outWidth, next.outChannels])
+        try separable(depthwise: depthwise, of: input, residual: nil, then: next, into: &output, channelOffset: 0)
+        return output
+    }
+
+    private func separable(depthwise: DepthwiseConv2D, of input: Tensor, residual: Tensor?, then next: Conv2D?,
+                           into output: inout Tensor, channelOffset: Int) throws {
+        try OperatorProfile.measure("depthwise \(depthwise.kernelSize)x\(depthwise.kernelSize)+conv 1x1" + (next == nil ? "" : "+conv 1x1"),
+                                    "\(inChannels)->\(outChannels)" + (next.map { "->\($0.outChannels)" } ?? "")
+                                        + (depthwise.stride > 1 ? " s\(depthwise.stride)" : "")
+                                        + (depthwise.dilation > 1 ? " d\(depthwise.dilation)" : ""), input) {
+            let g = try depthwise.geometry(for: input)
+            let (on, oh, ow, oc) = try output.requireNHWC("Conv2D output")
+            let written = next?.outChannels ?? outChannels
+            guard (on, oh, ow) == (g.n, g.outHeight, g.outWidth), channelOffset >= 0, channelOffset + written <= oc else {
+                throw TensorError("Conv2D", "cannot write \([g.n, g.outHeight, g.outWidth, written]) into channels from \(channelOffset) of \(output.shape)")
+            }
+            guard isUnpaddedPointwise(height: g.outHeight, width: g.outWidth), depthwise.channels == inChannels else {
+                let separate = try self(depthwise(input), residual: residual)
+                guard let next else { return try copyChannels(separate, into: &output, channelOffset: channelOffset) }
+                return try copyChannels(next(separate), into: &output, channelOffset: channelOffset)
+            }
+            let rows = g.n * g.outHeight, rowFloats = g.outWidth * inChannels
+            // Bands of at most 256 KB, and enough of them for every thread to take a few.
+            let bandRows = max(1, min((1 << 16) / max(rowFloats, 1), rows / (4 * Threading.threadCount)))
+            let bands = (rows + bandRows - 1) / bandRows
+            withKernelPointers(input, residual, &output, channelOffset: channelOffset) { p in
+                withNextWeights(next) { nextWeights in
+                    Threading.parallelFor(bands) { range in
+                        let band = UnsafeMutablePointer<Float>.allocate(capacity: bandRows * rowFloats)
+                        defer { band.deallocate() }
+                        // With `next`, this layer's output for the band, then `next`'s.
+                        let middle = nextWeights == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: bandRows * g.outWidth * outChannels)
+                        defer { middle?.deallocate() }
+                        for index in range {
+                            let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
+                            depthwise.computeRows(r0..<r1, of: p.input, g, into: band, residual: nil)
+                            let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth
+                            if let nextWeights, let middle, let next {
+                                p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels, output: middle,
+                                       ldc: outChannels, residual: nil)
+                                nextWeights.gemm(middle, lda: outChannels, rows: pixels, depth: outChannels, columns: next.outChannels,
+                                                 output: p.output + first * p.ldc, ldc: p.ldc, residual: nil)
+                            } else {
+                                p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels,
+                                       output: p.output + first * p.ldc, ldc: p.ldc, residual: p.residual.map { $0 + first * outChannels })
+                            }
+                        }
+                    }
                 }
             }
         }
-        return output
+    }
+
+    /// Runs `body` with `next`'s weights, or with nil when there is none.
+    private func withNextWeights(_ next: Conv2D?, _ body: (LayerWeights?) -> Void) {
+        guard let next else { return body(nil) }
+        next.withWeights { body($0) }
     }
 
     /// A stem's convolution (a few input channels) computed directly, output row by output row

@@ -42,34 +42,36 @@ public func concatChannels(_ tensors: [Tensor]) throws -> Tensor {
     try OperatorProfile.measure("concat", "\(tensors.map { $0.shape.last ?? 0 })", shape: tensors.first?.shape ?? []) {
         guard let first = tensors.first else { throw TensorError("concatChannels", "no tensors to join") }
         let (n, h, w, _) = try first.requireNHWC("concatChannels")
-        var channels: [Int] = []
-        for t in tensors {
-            let (tn, th, tw, tc) = try t.requireNHWC("concatChannels")
-            guard (tn, th, tw) == (n, h, w) else {
-                throw TensorError("concatChannels", "batch and spatial sizes differ: \(first.shape) and \(t.shape)")
-            }
-            channels.append(tc)
-        }
-        let total = channels.reduce(0, +)
+        var total = 0
+        for t in tensors { total += try t.requireNHWC("concatChannels").c }
         var output = Tensor(uninitialized: [n, h, w, total])
-        output.withUnsafeMutableBufferPointer { out in
-            guard let out = out.baseAddress else { return }
-            let destination = UncheckedSendable(out)
-            var offset = 0
-            for (tensor, c) in zip(tensors, channels) {
-                tensor.withUnsafeBufferPointer { src in
-                    guard let src = src.baseAddress else { return }
-                    let source = UncheckedSendable(src), at = offset
-                    Threading.parallelFor(n * h * w, minimumPerThread: 1024) { pixels in
-                        for pixel in pixels {
-                            (destination.value + pixel * total + at).update(from: source.value + pixel * c, count: c)
-                        }
-                    }
-                }
-                offset += c
-            }
+        var offset = 0
+        for t in tensors {
+            try copyChannels(t, into: &output, channelOffset: offset)
+            offset += t.shape[3]
         }
         return output
+    }
+}
+
+/// Copies `source` into channels `channelOffset..<channelOffset + C` of `output`, which has the
+/// same batch, height and width.
+public func copyChannels(_ source: Tensor, into output: inout Tensor, channelOffset: Int) throws {
+    let (n, h, w, c) = try source.requireNHWC("copyChannels")
+    let (on, oh, ow, total) = try output.requireNHWC("copyChannels")
+    guard (on, oh, ow) == (n, h, w), channelOffset >= 0, channelOffset + c <= total else {
+        throw TensorError("copyChannels", "cannot copy \(source.shape) into channels from \(channelOffset) of \(output.shape)")
+    }
+    source.withUnsafeBufferPointer { src in
+        output.withUnsafeMutableBufferPointer { out in
+            guard let src = src.baseAddress, let out = out.baseAddress else { return }
+            let p = UncheckedSendable((src, out))
+            Threading.parallelFor(n * h * w, minimumPerThread: 1024) { pixels in
+                for pixel in pixels {
+                    (p.value.1 + pixel * total + channelOffset).update(from: p.value.0 + pixel * c, count: c)
+                }
+            }
+        }
     }
 }
 

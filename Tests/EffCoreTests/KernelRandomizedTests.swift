@@ -127,6 +127,18 @@ import Testing
             let expected = try pointwise(twoSteps, residual: residual)
             let fused = try pointwise(depthwise: depthwise, of: x, residual: residual)
             #expect(maxRelativeError(fused, expected) <= Self.tolerance, "separable \(x.shape) c\(c)->\(cout) s\(stride) d\(dilation)")
+            // Written into a slice of a wider tensor's channels, and followed band by band by a
+            // second 1x1 convolution: the numbers of the separate steps.
+            let plain = try pointwise(twoSteps)
+            var joined = Tensor(repeating: -7, shape: [plain.shape[0], plain.shape[1], plain.shape[2], cout + 3])
+            try pointwise(depthwise: depthwise, of: x, into: &joined, channelOffset: 2)
+            #expect(joined.scalars.enumerated().allSatisfy { i, value in
+                let channel = i % (cout + 3)
+                return channel < 2 || channel >= cout + 2 ? value == -7 : value == plain.scalars[i / (cout + 3) * cout + channel - 2]
+            }, "separable into channels from 2 of \(joined.shape)")
+            let next = try Conv2D(weight: randomTensor([7, cout, 1, 1], &rng), bias: randomTensor([7], &rng))
+            #expect(try pointwise(depthwise: depthwise, of: x, followedBy: next).scalars == next(plain).scalars,
+                    "separable followed by 1x1 \(x.shape)")
         }
     }
 

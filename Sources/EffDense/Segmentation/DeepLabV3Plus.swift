@@ -67,6 +67,16 @@ struct SeparableConvBNReLU: Sendable {
     }
 
     func callAsFunction(_ x: Tensor) throws -> Tensor { try pointwise(depthwise: depthwise, of: x) }
+
+    /// The output written into channels `channelOffset...` of `joined`.
+    func callAsFunction(_ x: Tensor, into joined: inout Tensor, channelOffset: Int) throws {
+        try pointwise(depthwise: depthwise, of: x, into: &joined, channelOffset: channelOffset)
+    }
+
+    /// `next` applied to the output, band by band with it.
+    func callAsFunction(_ x: Tensor, followedBy next: Conv2D) throws -> Tensor {
+        try pointwise(depthwise: depthwise, of: x, followedBy: next)
+    }
 }
 
 /// DeepLabV3+ as segmentation_models_pytorch builds it, on an smp EfficientNet encoder.
@@ -128,20 +138,22 @@ public struct DeepLabV3Plus: Sendable {
         }
         let features = try encoder.features(input)
         let deep = features[features.count - 1]
-        // ASPP: 1x1, three separable atrous branches, image pooling (broadcast back), project.
-        var branches = [try asppBranch0(deep)]
-        for branch in asppAtrous { branches.append(try branch(deep)) }
+        // ASPP: 1x1, three separable atrous branches, image pooling (broadcast back), each written
+        // into its channels of the joined tensor; then project.
+        let c = asppBranch0.outChannels
+        var branches = Tensor(uninitialized: [deep.shape[0], deep.shape[1], deep.shape[2], c * (asppAtrous.count + 2)])
+        try asppBranch0(deep, into: &branches, channelOffset: 0)
+        for (i, branch) in asppAtrous.enumerated() { try branch(deep, into: &branches, channelOffset: c * (i + 1)) }
         let pooled = try asppPooling(globalAveragePool(deep))
-        branches.append(try resizeBilinear(pooled, height: deep.shape[1], width: deep.shape[2], alignCorners: false))
-        var x = try asppSeparable(asppProject(concatChannels(branches)))
+        try resizeBilinear(pooled, alignCorners: false, into: &branches, channelOffset: c * (asppAtrous.count + 1))
+        let x = try asppSeparable(asppProject(branches))
         // The upsampled ASPP output and block1 of the stride-4 feature (smp's features[2]: its list
         // starts with the input), each written into its channels of the joined tensor.
         let low = features[1]
         var joined = Tensor(uninitialized: [low.shape[0], low.shape[1], low.shape[2], x.shape[3] + block1.outChannels])
         try resizeBilinear(x, alignCorners: true, into: &joined, channelOffset: 0)
         try block1(low, into: &joined, channelOffset: x.shape[3])
-        x = try block2(joined)
-        let logits = try head(x)
+        let logits = try block2(joined, followedBy: head)
         return try resizeBilinear(logits, height: logits.shape[1] * upsampling, width: logits.shape[2] * upsampling, alignCorners: true)
     }
 }
