@@ -109,7 +109,10 @@ public struct DepthwiseConv2D: Sendable {
             residual.withUnsafeElementPointer { res in
                 output.withUnsafeMutableBufferPointer { out in
                     let p = UncheckedSendable((src.baseAddress, res, out.baseAddress))
-                    Threading.parallelFor(g.n * g.outHeight) { range in
+                    // Few rows (small pictures): one run of rows per thread, as each chunk of rows
+                    // reads the rows around it again.
+                    let rows = g.n * g.outHeight
+                    Threading.parallelFor(rows, minimumPerThread: rows < 64 ? max(1, rows / Threading.threadCount) : 1) { range in
                         guard let src = p.value.0, let out = p.value.2 else { return }
                         computeRows(range, of: src, g, into: out + range.lowerBound * g.outWidth * channels, residual: p.value.1)
                     }
