@@ -58,6 +58,22 @@ static EFF_AVX512 void pack_bf16_avx512(const float *packed, long k, long n, uin
 }
 #endif
 
+#if defined(__x86_64__)
+static EFF_AVX512 void round_to_bf16_avx512(const float *in, long count, float *out) {
+    long i = 0;
+    for (; i + 16 <= count; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(bf16_lanes(_mm512_loadu_ps(in + i)), 16)));
+    for (; i < count; i++) out[i] = float_from_bf16(bf16_from_float(in[i]));
+}
+#endif
+
+void eff_round_to_bf16(const float *in, long count, float *out) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx512()) { round_to_bf16_avx512(in, count, out); return; }
+#endif
+    for (long i = 0; i < count; i++) out[i] = float_from_bf16(bf16_from_float(in[i]));
+}
+
 void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out) {
 #if defined(__x86_64__)
     if (eff_kernels_use_avx512()) { pack_bf16_avx512(packed, k, n, out); return; }

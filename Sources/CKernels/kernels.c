@@ -834,19 +834,9 @@ EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512, EFF_FINISH_
 /* 12 output pixels (ox0 + i, clipped to the row's last) x 32 output channels of a direct
    convolution with few input channels, over all k*k*c taps, then the fused epilogue. Taps over
    the padding read as zero; CHECK 0 when none of the block's taps is outside the input and the
-   block is whole. Called with constant cin, k and stride, every load is at a fixed offset.
-   ROUND: each input value rounded to bf16 first (the weights come rounded). */
-static inline EFF_AVX512 __attribute__((always_inline)) float round_to_bf16(float value) {
-    /* Nearest even, as VCVTNEPS2BF16 (finite values; a network's inputs are). */
-    uint32_t bits;
-    memcpy(&bits, &value, 4);
-    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-    memcpy(&value, &bits, 4);
-    return value;
-}
-
+   block is whole. Called with constant cin, k and stride, every load is at a fixed offset. */
 static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
-    const int CHECK, const int ROUND, const float *restrict image, long h, long w, const long cin, const long k, const long stride, long iy0, long ix0,
+    const int CHECK, const float *restrict image, long h, long w, const long cin, const long k, const long stride, long iy0, long ix0,
     long last, const float *restrict b, long panel_stride, float *restrict c, long ldc, const float *bias, int activation,
     const float *residual, long ldr, long cols) {
     eff_v16 acc[12][2];
@@ -864,7 +854,6 @@ static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
                 EFF_UNROLL for (int i = 0; i < 12; i++) {
                     long ix = ix0 + (CHECK ? (i < last ? i : last) : i) * stride + kx;
                     float value = CHECK ? (row_inside && ix >= 0 && ix < w ? in_row[ix * cin + ch] : 0.0f) : in_row[ix * cin + ch];
-                    if (ROUND) value = round_to_bf16(value);
                     eff_v16 av = EFF_SPLAT16(value);
                     acc[i][0] += av * b0;
                     acc[i][1] += av * b1;
@@ -877,7 +866,7 @@ static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
 
 static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
                                         long pad_left, long oh, long ow, const float *packed, long n, float *out,
-                                        long row_begin, long row_end, const float *bias, int activation, int round_inputs) {
+                                        long row_begin, long row_end, const float *bias, int activation) {
     long depth = k * k * cin;
     float scratch[12 * 32];
     for (long row = row_begin; row < row_end; row++) {
@@ -895,18 +884,15 @@ static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long
                 const float *b0 = packed + (j0 / 16) * depth * 16;
                 /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
                 const float *block_bias = bias ? bias + j0 : 0;
-#define EFF_SMALL_INPUT_BLOCKS(ROUND)                                                                           \
-                if (inside && count == 12 && cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem */ \
-                    small_input_block(0, ROUND, image, h, w, 3, 3, 2, iy0, ix0, 11, b0, depth * 16, target, ld,  \
-                                      block_bias, activation, 0, 0, cols);                                      \
-                else if (inside && count == 12)                                                                 \
-                    small_input_block(0, ROUND, image, h, w, cin, k, stride, iy0, ix0, 11, b0, depth * 16, target, \
-                                      ld, block_bias, activation, 0, 0, cols);                                  \
-                else                                                                                            \
-                    small_input_block(1, ROUND, image, h, w, cin, k, stride, iy0, ix0, count - 1, b0, depth * 16, \
-                                      target, ld, block_bias, activation, 0, 0, cols);
-                if (round_inputs) { EFF_SMALL_INPUT_BLOCKS(1) } else { EFF_SMALL_INPUT_BLOCKS(0) }
-#undef EFF_SMALL_INPUT_BLOCKS
+                if (inside && count == 12 && cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem */
+                    small_input_block(0, image, h, w, 3, 3, 2, iy0, ix0, 11, b0, depth * 16, target, ld, block_bias,
+                                      activation, 0, 0, cols);
+                else if (inside && count == 12)
+                    small_input_block(0, image, h, w, cin, k, stride, iy0, ix0, 11, b0, depth * 16, target, ld,
+                                      block_bias, activation, 0, 0, cols);
+                else
+                    small_input_block(1, image, h, w, cin, k, stride, iy0, ix0, count - 1, b0, depth * 16, target,
+                                      ld, block_bias, activation, 0, 0, cols);
                 if (!full)
                     for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
             }
@@ -920,16 +906,16 @@ static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long
    order). Returns 0 (nothing done) without AVX-512. */
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
-                         const float *bias, int activation, int round_inputs) {
+                         const float *bias, int activation) {
     if (!eff_kernels_use_avx512()) return 0;
     small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, packed, n, out, row_begin, row_end, bias,
-                     activation, round_inputs);
+                     activation);
     return 1;
 }
 #else
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
-                         const float *bias, int activation, int round_inputs) {
+                         const float *bias, int activation) {
     return 0;
 }
 #endif

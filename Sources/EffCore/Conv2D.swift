@@ -280,11 +280,13 @@ public struct Conv2D: Sendable {
         let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (output.shape[1], output.shape[2])
         guard eff_kernels_use_avx512() != 0 else { return false }
+        // In bfloat16: the inputs and weights rounded to bf16 first, their products summed in float32.
         let bfloat16 = Precision.current == .bfloat16
         let weights = bfloat16 ? bf16Panels.roundedFloats(of: packedWeight) : packedWeight
+        let source = bfloat16 ? roundedToBFloat16(input) : input
         weights.withUnsafeBufferPointer { weights in
             bias.withUnsafeBufferPointer { bias in
-                input.withUnsafeBufferPointer { src in
+                source.withUnsafeBufferPointer { src in
                     output.withUnsafeMutableBufferPointer { out in
                         guard let weights = weights.baseAddress, let bias = bias.baseAddress, let src = src.baseAddress,
                               let out = out.baseAddress else { return }
@@ -292,7 +294,7 @@ public struct Conv2D: Sendable {
                         Threading.parallelFor(n * oh) { range in
                             _ = eff_conv_small_input(q.value.2, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, q.value.0,
                                                      outChannels, q.value.3, range.lowerBound, range.upperBound, q.value.1,
-                                                     activation.kernelCode, bfloat16 ? 1 : 0)
+                                                     activation.kernelCode)
                         }
                     }
                 }
@@ -414,16 +416,7 @@ final class BF16Panels: Sendable {
     func roundedFloats(of packed: Tensor) -> Tensor {
         rounded.withLock { stored in
             if let stored { return stored }
-            var copy = Tensor(uninitialized: packed.shape)
-            packed.withUnsafeBufferPointer { source in
-                copy.withUnsafeMutableBufferPointer { destination in
-                    for i in source.indices {
-                        let value = source[i]
-                        destination[i] = value.isFinite
-                            ? Float(bitPattern: (value.bitPattern &+ 0x7FFF &+ ((value.bitPattern >> 16) & 1)) & 0xFFFF_0000) : value
-                    }
-                }
-            }
+            let copy = roundedToBFloat16(packed)
             stored = copy
             return copy
         }
@@ -443,4 +436,16 @@ final class BF16Panels: Sendable {
             return panels
         }
     }
+}
+
+/// `tensor` with every value rounded to bf16 (nearest even), kept as float32.
+func roundedToBFloat16(_ tensor: Tensor) -> Tensor {
+    var rounded = Tensor(uninitialized: tensor.shape)
+    tensor.withUnsafeBufferPointer { source in
+        rounded.withUnsafeMutableBufferPointer { destination in
+            guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
+            eff_round_to_bf16(source, tensor.count, destination)
+        }
+    }
+    return rounded
 }

@@ -78,12 +78,10 @@ void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, cons
 /* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution (dilation 1)
    of input [n, h, w, cin] with few input channels (a stem's 3), computed directly, without an
    im2col matrix: out [n, oh, ow, n_out] = act(conv + bias), weights packed by eff_gemm_pack_b from
-   the [k * k * cin][n_out] (HWIO) matrix. With round_inputs, each input value is rounded to bf16
-   first (bfloat16 precision; the caller passes bf16-rounded weights). Returns 0, having done
-   nothing, on CPUs without AVX-512. */
+   the [k * k * cin][n_out] (HWIO) matrix. Returns 0, having done nothing, on CPUs without AVX-512. */
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
-                         const float *bias, int activation, int round_inputs);
+                         const float *bias, int activation);
 
 /* Whether the AVX-512 versions are in use. */
 int eff_kernels_use_avx512(void);
@@ -99,6 +97,9 @@ long eff_gemm_packed_bf16_size(long k, long n);
 /* Rounds float32 panels packed by eff_gemm_pack_b (k x n) to bf16 pairs: panels of 16 columns,
    each [(k + 1) / 2][16] lanes holding rows 2p (low half) and 2p + 1 (high half). */
 void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out);
+
+/* out[i] = in[i] rounded to bf16 (nearest even), kept as float32; in place allowed. */
+void eff_round_to_bf16(const float *in, long count, float *out);
 
 /* eff_gemm_packed with A rounded to bf16 on the fly and B packed by eff_gemm_pack_bf16. */
 void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
