@@ -149,12 +149,14 @@ static EFF_AVX512_BF16 void round_rows(const float *a, long lda, long m, long k,
 #define EFF_GEMM_MICRO_BF16(NAME, MR, NV)                                                                      \
     static inline EFF_AVX512_BF16 __attribute__((always_inline)) int NAME(                                     \
         const uint32_t *restrict a, long lda, long pairs, const uint32_t *restrict b, long panel_stride,       \
-        float *restrict c, long ldc, const float *bias, int activation, const float *residual, long ldr, long cols) { \
+        float *restrict c, long ldc, const float *bias, int activation, const float *residual, long ldr, long cols, \
+        const uint32_t *next) {                                                                                \
         __m512 acc[MR][NV];                                                                                    \
         EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
             EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();                           \
         for (long p = 0; p < pairs; p++) {                                                                     \
             __m512i bv[NV];                                                                                    \
+            if (next) EFF_UNROLL for (int j = 0; j < 2; j++) __builtin_prefetch(next + j * panel_stride + p * 16, 0, 3); \
             EFF_UNROLL for (int j = 0; j < NV; j++) bv[j] = _mm512_loadu_si512(b + j * panel_stride + p * 16); \
             EFF_UNROLL for (int i = 0; i < MR; i++) {                                                          \
                 __m512i av = _mm512_set1_epi32((int)a[i * lda + p]);                                           \
@@ -199,14 +201,17 @@ static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, lo
             long ld = full ? ldc : 32;
             const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;
             const uint32_t *ai = rows32 + i0 * pairs;
+            /* The first row block also fetches the next column block's weights: they come from
+               memory (a pass reads each layer's once), and with few rows nothing hides the wait. */
+            const uint32_t *next = i0 == 0 && j0 + 32 < n ? packed + ((j0 + 32) / 16) * pairs * 16 : 0;
             if (narrow) {
-                if (rows == 12) bf16_12x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
-                else if (rows == 4) bf16_4x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
-                else bf16_1x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+                if (rows == 12) bf16_12x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
+                else if (rows == 4) bf16_4x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
+                else bf16_1x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
             } else {
-                if (rows == 12) bf16_12x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
-                else if (rows == 4) bf16_4x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
-                else bf16_1x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols);
+                if (rows == 12) bf16_12x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
+                else if (rows == 4) bf16_4x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
+                else bf16_1x2(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
             }
             if (!full) {
                 for (long i = 0; i < rows; i++) memcpy(c + (i0 + i) * ldc + j0, scratch + i * 32, cols * sizeof(float));

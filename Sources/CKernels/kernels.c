@@ -732,12 +732,14 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
 #define EFF_GEMM_MICRO(NAME, ATTR, MR, NV, FINISH)                                                             \
     static inline ATTR __attribute__((always_inline)) int NAME(                                                \
         const float *restrict a, long lda, long k, const float *restrict b, long panel_stride, float *restrict c, \
-        long ldc, const float *bias, int activation, const float *residual, long ldr, long cols) {            \
+        long ldc, const float *bias, int activation, const float *residual, long ldr, long cols,              \
+        const float *next) {                                                                                   \
         eff_v16 acc[MR][NV];                                                                                   \
         EFF_UNROLL for (int i = 0; i < MR; i++)                                                                \
             EFF_UNROLL for (int j = 0; j < NV; j++) acc[i][j] = EFF_SPLAT16(0.0f);                             \
         for (long p = 0; p < k; p++) {                                                                         \
             eff_v16 bv[NV];                                                                                    \
+            if (next) EFF_UNROLL for (int j = 0; j < NV; j++) __builtin_prefetch(next + j * panel_stride + p * 16, 0, 3); \
             EFF_UNROLL for (int j = 0; j < NV; j++) __builtin_memcpy(&bv[j], b + j * panel_stride + p * 16, 64); \
             EFF_UNROLL for (int i = 0; i < MR; i++) {                                                          \
                 eff_v16 av = EFF_SPLAT16(a[i * lda + p]);                                                      \
@@ -778,21 +780,24 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
                 float *target = full ? c + i0 * ldc + j0 : scratch;                                            \
                 long ld = full ? ldc : width;                                                                  \
                 const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;                         \
+                /* The first row block also fetches the next column block's weights: they come from  \
+                   memory (a pass reads each layer's once), and with few rows nothing hides the wait. */ \
+                const float *next = i0 == 0 && j0 + width < n ? packed + ((j0 + width) / 16) * k * 16 : 0;     \
                 int done;                                                                                      \
                 const float *ai = a + i0 * lda;                                                                \
                 if (NV > 1 && cols <= 16) {                                                                    \
                     if (rows == MR) done = NAME##_mr_narrow(ai, lda, k, b, k * 16, target, ld, block_bias,     \
-                                                            activation, block_residual, ldr, cols);            \
+                                                            activation, block_residual, ldr, cols, next);            \
                     else if (rows == 4) done = NAME##_4_narrow(ai, lda, k, b, k * 16, target, ld, block_bias,  \
-                                                               activation, block_residual, ldr, cols);         \
+                                                               activation, block_residual, ldr, cols, next);         \
                     else done = NAME##_1_narrow(ai, lda, k, b, k * 16, target, ld, block_bias, activation,     \
-                                                block_residual, ldr, cols);                                    \
+                                                block_residual, ldr, cols, next);                                    \
                 } else if (rows == MR) done = NAME##_mr(ai, lda, k, b, k * 16, target, ld, block_bias,         \
-                                                        activation, block_residual, ldr, cols);                \
+                                                        activation, block_residual, ldr, cols, next);                \
                 else if (rows == 4) done = NAME##_4(ai, lda, k, b, k * 16, target, ld, block_bias, activation, \
-                                                    block_residual, ldr, cols);                                \
+                                                    block_residual, ldr, cols, next);                                \
                 else done = NAME##_1(ai, lda, k, b, k * 16, target, ld, block_bias, activation, block_residual, \
-                                     ldr, cols);                                                               \
+                                     ldr, cols, next);                                                               \
                 for (long i = 0; i < rows; i++) {                                                              \
                     float *row = c + (i0 + i) * ldc + j0;                                                      \
                     if (!full) memcpy(row, scratch + i * width, cols * sizeof(float));                         \
