@@ -238,7 +238,7 @@ public struct Conv2D: Sendable {
             let bandRows = max(1, min((1 << 16) / max(rowFloats, 1), rows / (4 * Threading.threadCount)))
             let bands = (rows + bandRows - 1) / bandRows
             withKernelPointers(input, residual, &output, channelOffset: channelOffset) { p in
-                withNextWeights(next) { nextWeights in
+                withOptionalWeights(next) { nextWeights in
                     Threading.parallelFor(bands) { range in
                         let band = UnsafeMutablePointer<Float>.allocate(capacity: bandRows * rowFloats)
                         defer { band.deallocate() }
@@ -263,12 +263,6 @@ public struct Conv2D: Sendable {
                 }
             }
         }
-    }
-
-    /// Runs `body` with `next`'s weights, or with nil when there is none.
-    private func withNextWeights(_ next: Conv2D?, _ body: (LayerWeights?) -> Void) {
-        guard let next else { return body(nil) }
-        next.withWeights { body($0) }
     }
 
     /// A stem's convolution (a few input channels) computed directly, output row by output row
@@ -379,6 +373,12 @@ private struct KernelPointers: @unchecked Sendable {
         layer.gemm(a, lda: lda, rows: rows, depth: depth, columns: columns, firstColumn: firstColumn, output: output, ldc: ldc,
                    residual: residual)
     }
+}
+
+/// Runs `body` with `layer`'s weights (`Conv2D.withWeights`), or with nil when there is no layer.
+func withOptionalWeights<R>(_ layer: Conv2D?, _ body: (LayerWeights?) -> R) -> R {
+    guard let layer else { return body(nil) }
+    return layer.withWeights { body($0) }
 }
 
 /// A convolution's weights and bias as the GEMM kernels take them, valid inside

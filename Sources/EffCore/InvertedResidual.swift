@@ -60,7 +60,7 @@ extension DepthwiseConv2D {
         let windowRows = (bandRows - 1) * stride + reach
 
         expand.withWeights { expandWeights in
-            withProjectWeights(project) { projectWeights in
+            withOptionalWeights(project) { projectWeights in
                 input.withUnsafeBufferPointer { src in
                     residual.withUnsafeElementPointer { res in
                         output.withUnsafeMutableBufferPointer { out in
@@ -129,12 +129,6 @@ extension DepthwiseConv2D {
         guard let project else { return try self(expand(input), residual: residual) }
         return try project(self(expand(input)), residual: residual)
     }
-}
-
-/// Runs `body` with the project layer's weights, or with nil when there is none.
-private func withProjectWeights<R>(_ project: Conv2D?, _ body: (LayerWeights?) -> R) -> R {
-    guard let project else { return body(nil) }
-    return project.withWeights { body($0) }
 }
 
 extension Conv2D {
