@@ -157,7 +157,7 @@ public struct Conv2D: Sendable {
             withKernelPointers(input, residual, &output, channelOffset: channelOffset) { p in
                 Threading.parallelFor(blocks) { range in
                     let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
-                    p.gemm(p.input, lda: inChannels, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0,
+                    p.layer.gemm(p.input, lda: inChannels, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0,
                            output: p.output + n0, ldc: p.ldc, residual: p.residual.map { $0 + n0 })
                 }
             }
@@ -176,7 +176,7 @@ public struct Conv2D: Sendable {
                         im2col(p.input, batchHeight: h, width: w, channels: c, padding: pad, outHeight: oh, outWidth: ow,
                                rows: r0..<(r0 + count), into: columns)
                     }
-                    p.gemm(isPointwise ? p.input + r0 * depth : UnsafePointer(columns), lda: depth, rows: count, depth: depth,
+                    p.layer.gemm(isPointwise ? p.input + r0 * depth : UnsafePointer(columns), lda: depth, rows: count, depth: depth,
                            columns: outChannels, output: p.output + r0 * p.ldc, ldc: p.ldc,
                            residual: p.residual.map { $0 + r0 * outChannels })
                 }
@@ -226,7 +226,8 @@ public struct Conv2D: Sendable {
             let (on, oh, ow, oc) = try output.requireNHWC("Conv2D output")
             let written = next?.outChannels ?? outChannels
             guard (on, oh, ow) == (g.n, g.outHeight, g.outWidth), channelOffset >= 0, channelOffset + written <= oc else {
-                throw TensorError("Conv2D", "cannot write \([g.n, g.outHeight, g.outWidth, written]) into channels from \(channelOffset) of \(output.shape)")
+                throw TensorError("Conv2D", "cannot write \([g.n, g.outHeight, g.outWidth, written]) into channels from "
+                                  + "\(channelOffset) of \(output.shape)")
             }
             guard isUnpaddedPointwise(height: g.outHeight, width: g.outWidth), depthwise.channels == inChannels else {
                 let separate = try self(depthwise(input), residual: residual)
@@ -243,19 +244,20 @@ public struct Conv2D: Sendable {
                         let band = UnsafeMutablePointer<Float>.allocate(capacity: bandRows * rowFloats)
                         defer { band.deallocate() }
                         // With `next`, this layer's output for the band, then `next`'s.
-                        let middle = nextWeights == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: bandRows * g.outWidth * outChannels)
+                        let middle = nextWeights == nil
+                            ? nil : UnsafeMutablePointer<Float>.allocate(capacity: bandRows * g.outWidth * outChannels)
                         defer { middle?.deallocate() }
                         for index in range {
                             let r0 = index * bandRows, r1 = min(rows, r0 + bandRows)
                             depthwise.computeRows(r0..<r1, of: p.input, g, into: band, residual: nil)
                             let pixels = (r1 - r0) * g.outWidth, first = r0 * g.outWidth
                             if let nextWeights, let middle, let next {
-                                p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels, output: middle,
+                                p.layer.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels, output: middle,
                                        ldc: outChannels, residual: nil)
                                 nextWeights.gemm(middle, lda: outChannels, rows: pixels, depth: outChannels, columns: next.outChannels,
                                                  output: p.output + first * p.ldc, ldc: p.ldc, residual: nil)
                             } else {
-                                p.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels,
+                                p.layer.gemm(band, lda: inChannels, rows: pixels, depth: inChannels, columns: outChannels,
                                        output: p.output + first * p.ldc, ldc: p.ldc, residual: p.residual.map { $0 + first * outChannels })
                             }
                         }
@@ -367,12 +369,6 @@ private struct KernelPointers: @unchecked Sendable {
     /// Floats between output rows (the output's channel count; more than the layer's when it
     /// writes a slice of channels).
     let ldc: Int
-
-    func gemm(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, columns: Int, firstColumn: Int = 0,
-              output: UnsafeMutablePointer<Float>, ldc: Int, residual: UnsafePointer<Float>?) {
-        layer.gemm(a, lda: lda, rows: rows, depth: depth, columns: columns, firstColumn: firstColumn, output: output, ldc: ldc,
-                   residual: residual)
-    }
 }
 
 /// Runs `body` with `layer`'s weights (`Conv2D.withWeights`), or with nil when there is no layer.

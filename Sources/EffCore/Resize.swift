@@ -44,7 +44,8 @@ public func resizeBilinear(_ input: Tensor, height outH: Int, width outW: Int, a
 /// `resizeBilinear` to `output`'s height and width, written into its channels
 /// `channelOffset..<channelOffset + C`: one part of a channel concatenation, without a copy.
 public func resizeBilinear(_ input: Tensor, alignCorners: Bool, into output: inout Tensor, channelOffset: Int) throws {
-    try OperatorProfile.measure("resize bilinear", "\(input.shape.last ?? 0) to \(output.shape.count == 4 ? "\(output.shape[1])x\(output.shape[2])" : "?")", input) {
+    try OperatorProfile.measure("resize bilinear", "\(input.shape.last ?? 0) to "
+                                    + (output.shape.count == 4 ? "\(output.shape[1])x\(output.shape[2])" : "\(output.shape)"), input) {
         let (n, h, w, c) = try input.requireNHWC("resizeBilinear")
         let (on, outH, outW, oc) = try output.requireNHWC("resizeBilinear")
         guard outH > 0, outW > 0, h > 0, w > 0, on == n, channelOffset >= 0, channelOffset + c <= oc else {
