@@ -696,6 +696,53 @@ long eff_affinity_cpu_count(void) {
     return 0;
 }
 
+void eff_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Each range is one 64-bit word, front << 32 | back, a cache line apart from the next. */
+void eff_ranges_init(uint64_t *state, long count, long threads) {
+    for (long t = 0; t < threads; t++) {
+        uint64_t front = (uint64_t)(count * t / threads), back = (uint64_t)(count * (t + 1) / threads);
+        __atomic_store_n(&state[t * EFF_RANGES_WORDS], front << 32 | back, __ATOMIC_RELAXED);
+    }
+}
+
+/* Takes a chunk from the front (own range) or the back (another's) of range `victim`. */
+static int ranges_take(uint64_t *range, int from_front, long grain, long *start, long *end) {
+    uint64_t seen = __atomic_load_n(range, __ATOMIC_RELAXED);
+    while (1) {
+        uint64_t front = seen >> 32, back = seen & 0xFFFFFFFFu;
+        if (front >= back) return 0;
+        uint64_t size = (back - front + 3) / 4;
+        if (size < (uint64_t)grain) size = (uint64_t)grain;
+        if (size > back - front) size = back - front;
+        uint64_t next = from_front ? (front + size) << 32 | back : front << 32 | (back - size);
+        if (__atomic_compare_exchange_n(range, &seen, next, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            *start = (long)(from_front ? front : back - size);
+            *end = (long)(from_front ? front + size : back);
+            return 1;
+        }
+    }
+}
+
+int eff_ranges_next(uint64_t *state, long threads, long thread, long grain, long *start, long *end) {
+    if (ranges_take(&state[thread * EFF_RANGES_WORDS], 1, grain, start, end)) return 1;
+    while (1) {
+        long victim = -1;
+        uint64_t most = 0;
+        for (long t = 0; t < threads; t++) {
+            uint64_t v = __atomic_load_n(&state[t * EFF_RANGES_WORDS], __ATOMIC_RELAXED);
+            uint64_t left = (v >> 32) < (v & 0xFFFFFFFFu) ? (v & 0xFFFFFFFFu) - (v >> 32) : 0;
+            if (left > most) { most = left; victim = t; }
+        }
+        if (victim < 0) return 0;
+        if (ranges_take(&state[victim * EFF_RANGES_WORDS], 0, grain, start, end)) return 1;
+    }
+}
+
 /* ---- GEMM with pre-packed weights and the epilogue fused ----
    C[m x n] = A[m x k] (rows lda apart) * B[k x n], B packed once (eff_gemm_pack_b) into panels of
    16 columns, each [k][16] contiguous, zero-padded to a multiple of 32 columns. One micro-kernel

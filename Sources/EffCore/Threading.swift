@@ -55,27 +55,23 @@ public enum Threading {
             body(0..<count)
             return
         }
-        let chunks = min(threads * 4, max(threads, count / max(1, minimumPerThread)))
-        let next = Atomic<Int>(0)
-        let chunk: (Int) -> Void = { _ in
-            while true {
-                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                if i >= chunks { return }
-                let start = count * i / chunks, end = count * (i + 1) / chunks
-                if start < end { body(start..<end) }
+        // Thread t starts on its own share of the items and then helps the others (see
+        // eff_ranges_next); the state is a few cache lines on this thread's stack.
+        let grain = max(1, minimumPerThread)
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: threads * Int(EFF_RANGES_WORDS)) { state in
+            guard let ranges = state.baseAddress else { return }
+            eff_ranges_init(ranges, count, threads)
+            let chunk: (Int) -> Void = { thread in
+                var start = 0, end = 0
+                while eff_ranges_next(ranges, threads, thread, grain, &start, &end) != 0 { body(start..<end) }
             }
-        }
-        // The pool serves one caller at a time; a second caller meanwhile (another thread, or a
-        // nested parallelFor) takes Dispatch's pool instead.
-        if WorkerPool.shared.tryRun(threads, chunk) { return }
-        let part: (Int) -> Void = { t in
-            let start = count * t / threads
-            let end = count * (t + 1) / threads
-            if start < end { body(start..<end) }
-        }
-        withoutActuallyEscaping(part) { part in
-            let box = UncheckedSendable(part)
-            DispatchQueue.concurrentPerform(iterations: threads) { box.value($0) }
+            // The pool serves one caller at a time; a second caller meanwhile (another thread,
+            // or a nested parallelFor) takes Dispatch's pool instead.
+            if WorkerPool.shared.tryRun(threads, chunk) { return }
+            withoutActuallyEscaping(chunk) { chunk in
+                let box = UncheckedSendable(chunk)
+                DispatchQueue.concurrentPerform(iterations: threads) { box.value($0) }
+            }
         }
     }
 }
@@ -123,7 +119,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while remaining.load(ordering: .acquiring) > 0 {
                 spins += 1
-                if spins > 2_000 { sched_yield() }
+                if spins > 2_000 { sched_yield() } else { eff_cpu_relax() }
             }
             task = nil
         }
@@ -171,7 +167,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while current == seen && spins < Self.spinIterations {
                 spins += 1
-                if spins > 2_000 { sched_yield() }
+                if spins > 2_000 { sched_yield() } else { eff_cpu_relax() }
                 current = generation.load(ordering: .acquiring)
             }
             if current == seen {

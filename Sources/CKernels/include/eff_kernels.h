@@ -115,4 +115,17 @@ void eff_keep_freed_memory(void);
 
 /* CPUs in this process's affinity mask (taskset, cpusets), 0 when unknown. */
 long eff_affinity_cpu_count(void);
+
+/* A spin-wait hint (x86 PAUSE): the waiting thread leaves the core's resources to the other work. */
+void eff_cpu_relax(void);
+
+/* Work ranges of a parallel loop over [0, count) with `threads` threads, in `state`
+   (EFF_RANGES_WORDS words per thread): thread t owns [t*count/threads, (t+1)*count/threads)
+   and takes chunks from its front (the same items as in the layer before: their data is in its
+   cache); a thread whose range is used up takes chunks from the back of the fullest other
+   range, so a slow or paused thread holds nobody up. Chunks are a quarter of what is left, at
+   least `grain` items. eff_ranges_next returns 0 when no work is left. */
+#define EFF_RANGES_WORDS 8
+void eff_ranges_init(uint64_t *state, long count, long threads);
+int eff_ranges_next(uint64_t *state, long threads, long thread, long grain, long *start, long *end);
 #endif
