@@ -174,21 +174,11 @@ EFF_GEMM_MICRO_BF16(bf16_12x1, 12, 1)
 EFF_GEMM_MICRO_BF16(bf16_4x1, 4, 1)
 EFF_GEMM_MICRO_BF16(bf16_1x1, 1, 1)
 
-/* The rounded rows of A, per thread, grown as needed and kept. */
-static _Thread_local uint16_t *rounded_rows;
-static _Thread_local long rounded_capacity;
-
-static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
-                                            long ldc, const float *bias, int activation, const float *residual, long ldr) {
-    long pairs = (k + 1) / 2, width = 2 * pairs;
-    if (m * width > rounded_capacity) {
-        uint16_t *grown = realloc(rounded_rows, (size_t)(m * width) * sizeof(uint16_t) + 64);
-        if (!grown) return 0;
-        rounded_rows = grown;
-        rounded_capacity = m * width;
-    }
-    round_rows(a, lda, m, k, rounded_rows, width);
-    const uint32_t *rows32 = (const uint32_t *)rounded_rows;
+/* C = rows of A already rounded (`pairs` 32-bit pairs per row) x the packed panels, with the
+   epilogue. */
+static EFF_AVX512_BF16 void gemm_bf16_rounded_avx512(const uint32_t *rows32, long m, long pairs, const uint32_t *packed,
+                                                     long n, float *c, long ldc, const float *bias, int activation,
+                                                     const float *residual, long ldr) {
     float scratch[12 * 32];
     for (long j0 = 0; j0 < n; j0 += 32) {
         const uint32_t *b = packed + (j0 / 16) * pairs * 16;
@@ -219,6 +209,23 @@ static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, lo
             i0 += rows;
         }
     }
+}
+
+/* The rounded rows of A, per thread, grown as needed and kept. */
+static _Thread_local uint16_t *rounded_rows;
+static _Thread_local long rounded_capacity;
+
+static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
+                                            long ldc, const float *bias, int activation, const float *residual, long ldr) {
+    long pairs = (k + 1) / 2, width = 2 * pairs;
+    if (m * width > rounded_capacity) {
+        uint16_t *grown = realloc(rounded_rows, (size_t)(m * width) * sizeof(uint16_t) + 64);
+        if (!grown) return 0;
+        rounded_rows = grown;
+        rounded_capacity = m * width;
+    }
+    round_rows(a, lda, m, k, rounded_rows, width);
+    gemm_bf16_rounded_avx512((const uint32_t *)rounded_rows, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr);
     return 1;
 }
 #else
@@ -231,4 +238,38 @@ void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32
     if (eff_kernels_use_avx512_bf16() && gemm_bf16_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr)) return;
 #endif
     eff_gemm_packed_bf16_portable(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+}
+
+long eff_bf16_row_width(long k) { return 2 * ((k + 1) / 2); }
+
+void eff_bf16_round_rows(const float *a, long lda, long m, long k, uint16_t *out) {
+    long width = eff_bf16_row_width(k);
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx512_bf16()) { round_rows(a, lda, m, k, out, width); return; }
+#endif
+    for (long i = 0; i < m; i++) {
+        for (long p = 0; p < k; p++) out[i * width + p] = bf16_from_float(a[i * lda + p]);
+        if (k % 2) out[i * width + k] = 0;
+    }
+}
+
+void eff_gemm_rounded_bf16(const uint16_t *a, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
+                           const float *bias, int activation, const float *residual, long ldr) {
+    long pairs = (k + 1) / 2;
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx512_bf16()) {
+        gemm_bf16_rounded_avx512((const uint32_t *)a, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr);
+        return;
+    }
+#endif
+    /* The rounded values back as float32: the portable GEMM rounds them again to the same values. */
+    long width = 2 * pairs;
+    float *row = malloc((size_t)width * sizeof(float));
+    if (!row) return;
+    for (long i = 0; i < m; i++) {
+        for (long p = 0; p < width; p++) row[p] = float_from_bf16(a[i * width + p]);
+        eff_gemm_packed_bf16_portable(row, width, 1, k, packed, n, c + i * ldc, ldc, bias, activation,
+                                      residual ? residual + i * ldr : 0, ldr);
+    }
+    free(row);
 }

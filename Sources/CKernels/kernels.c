@@ -61,12 +61,12 @@ static inline __attribute__((always_inline)) void epilogue_body(float *out, long
 
 static inline __attribute__((always_inline)) void depthwise_body(
     const float *restrict input, long h, long w, long c, const float *restrict weight, long k, long stride, long dilation,
-    long pad_top, long pad_left, long oh, long ow, float *restrict out, long row_begin, long row_end,
-    const float *restrict bias, int activation, const float *restrict residual) {
+    long pad_top, long pad_left, long oh, long ow, float *restrict out, long row_begin, long row_end, long c_begin,
+    long c_end, const float *restrict bias, int activation, const float *restrict residual) {
     for (long row = row_begin; row < row_end; row++) {
         long b = row / oh, oy = row % oh;
         float *restrict out_row = out + row * ow * c;
-        memset(out_row, 0, sizeof(float) * ow * c);
+        for (long ox = 0; ox < ow; ox++) memset(out_row + ox * c + c_begin, 0, sizeof(float) * (c_end - c_begin));
         for (long ky = 0; ky < k; ky++) {
             long iy = oy * stride - pad_top + ky * dilation;
             if (iy < 0 || iy >= h) continue;
@@ -80,11 +80,15 @@ static inline __attribute__((always_inline)) void depthwise_body(
                 for (long ox = first; ox <= last; ox++) {
                     float *restrict acc = out_row + ox * c;
                     const float *restrict x = in_row + (ox * stride + offset) * c;
-                    for (long ch = 0; ch < c; ch++) acc[ch] += x[ch] * filter[ch];
+                    for (long ch = c_begin; ch < c_end; ch++) acc[ch] += x[ch] * filter[ch];
                 }
             }
         }
-        epilogue_body(out_row, ow, c, bias, activation, residual ? residual + row * ow * c : 0);
+        for (long ox = 0; ox < ow; ox++) {
+            long at = ox * c + c_begin;
+            epilogue_row(out_row + at, c_end - c_begin, bias ? bias + c_begin : 0, activation,
+                         residual ? residual + row * ow * c + at : 0);
+        }
     }
 }
 
@@ -246,11 +250,12 @@ static EFF_AVX2 void epilogue_avx2(float *out, long rows, long channels, const f
 /* Depthwise convolution, register-blocked: 4 output columns x 8 channels accumulate in registers
    over all the taps, then are stored once (the plain version adds every tap into the output row
    in memory). Columns whose taps all fall inside the row take the unchecked path; the few at the
-   edges check each tap. Needs c % 8 == 0 (every EfficientNet / BiFPN / ASPP width is). */
+   edges check each tap. Needs c, c_begin and c_end multiples of 8 (every EfficientNet / BiFPN /
+   ASPP width is). */
 static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h, long w, long c, const float *restrict weight,
                                             long k, long stride, long dilation, long pad_top, long pad_left, long oh, long ow,
-                                            float *restrict out, long row_begin, long row_end, const float *restrict bias,
-                                            int activation, const float *restrict residual) {
+                                            float *restrict out, long row_begin, long row_end, long c_begin, long c_end,
+                                            const float *restrict bias, int activation, const float *restrict residual) {
     /* Columns ox whose every tap ox*stride - pad_left + kx*dilation is within [0, w). */
     long interior_begin = (pad_left + stride - 1) / stride;
     long reach = (k - 1) * dilation - pad_left; /* last tap's offset from ox*stride */
@@ -269,10 +274,10 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
         while (ox < ow) {
             int interior = ox >= interior_begin && ox + 4 <= interior_end;
             long columns = interior ? 4 : 1;
-            long ch = 0;
+            long ch = c_begin;
             if (interior) {
                 /* 4 columns x 16 channels: 8 independent accumulator chains keep both FMA units busy. */
-                for (; ch + 16 <= c; ch += 16) {
+                for (; ch + 16 <= c_end; ch += 16) {
                     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
                     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
                     for (long ky = ky_begin; ky < ky_end; ky++) {
@@ -304,7 +309,7 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
             }
             if (!interior) {
                 /* An edge column: taps checked one by one, 32 channels (4 chains) at a time. */
-                for (; ch + 32 <= c; ch += 32) {
+                for (; ch + 32 <= c_end; ch += 32) {
                     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
                     for (long ky = ky_begin; ky < ky_end; ky++) {
                         const float *in_row = image + (oy * stride - pad_top + ky * dilation) * w * c + ch;
@@ -326,7 +331,7 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
                     _mm256_storeu_ps(dst + 24, a3);
                 }
             }
-            for (; ch < c; ch += 8) {
+            for (; ch < c_end; ch += 8) {
                 __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
                 for (long ky = ky_begin; ky < ky_end; ky++) {
                     const float *in_row = image + (oy * stride - pad_top + ky * dilation) * w * c;
@@ -359,7 +364,15 @@ static EFF_AVX2 void depthwise_avx2_blocked(const float *restrict input, long h,
             }
             ox += columns;
         }
-        epilogue_avx2(out_row, ow, c, bias, activation, residual ? residual + row * ow * c : 0);
+        if (c_begin == 0 && c_end == c) {
+            epilogue_avx2(out_row, ow, c, bias, activation, residual ? residual + row * ow * c : 0);
+        } else {
+            for (long px = 0; px < ow; px++) {
+                long at = px * c + c_begin;
+                epilogue_avx2(out_row + at, 1, c_end - c_begin, bias ? bias + c_begin : 0, activation,
+                              residual ? residual + row * ow * c + at : 0);
+            }
+        }
     }
 }
 
@@ -433,12 +446,14 @@ static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512
     else if (!check) EFF_DW_BLOCK(K, S, DILATED, 0, 1);                                                        \
     else if (!masked) EFF_DW_BLOCK(K, S, DILATED, 1, 0);                                                       \
     else EFF_DW_BLOCK(K, S, DILATED, 1, 1);
-/* Output rows [row_begin, row_end): each 16-channel slice of a row, then its blocks of columns. */
+/* Output rows [row_begin, row_end), channels [c_begin, c_end): each 16-channel slice of a row, then its
+   blocks of columns. */
 /* D: the dilation when known to the compiler (1 or 2: shared loads), 0 for any other (per-tap loads). */
 #define EFF_DEPTHWISE_512(NAME, K, S, DILATED)                                                                 \
     static EFF_AVX512 void NAME(const float *input, long h, long w, long c, const float *weight, long dilation,  \
                                 long pad_top, long pad_left, long oh, long ow, float *out, long row_begin,      \
-                                long row_end, const float *bias, int activation, const float *residual) {       \
+                                long row_end, long c_begin, long c_end, const float *bias, int activation,      \
+                                const float *residual) {                                                        \
         /* Blocks whose every tap lies inside the row: [interior_begin, interior_end) columns. */             \
         long interior_begin = (pad_left + S - 1) / S;                                                          \
         long reach = (K - 1) * dilation - pad_left;                                                            \
@@ -452,8 +467,8 @@ static inline EFF_AVX512 __attribute__((always_inline)) void depthwise_block_512
             const float *image = input + b * h * w * c;                                                        \
             float *out_row = out + row * ow * c;                                                               \
             const float *res_row = residual ? residual + row * ow * c : 0;                                     \
-            for (long ch = 0; ch < c; ch += 16) {                                                              \
-                __mmask16 m = c - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - ch)) - 1);             \
+            for (long ch = c_begin; ch < c_end; ch += 16) {                                                    \
+                __mmask16 m = c_end - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c_end - ch)) - 1);     \
                 int masked = m != 0xFFFF;                                                                      \
                 const float *bias_ch = bias ? bias + ch : 0;                                                   \
                 for (long ox = 0; ox < ow; ox += EFF_DW_COLS) {                                                \
@@ -478,9 +493,10 @@ EFF_DEPTHWISE_512(depthwise_512_k5s1_dilated, 5, 1, 0)
    depthwise layer); 0 when the shape has none. */
 static EFF_AVX512 int depthwise_avx512(const float *input, long h, long w, long c, const float *weight, long k, long stride,
                                        long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
-                                       long row_begin, long row_end, const float *bias, int activation, const float *residual) {
+                                       long row_begin, long row_end, long c_begin, long c_end, const float *bias,
+                                       int activation, const float *residual) {
     void (*kernel)(const float *, long, long, long, const float *, long, long, long, long, long, float *, long, long,
-                   const float *, int, const float *) = 0;
+                   long, long, const float *, int, const float *) = 0;
     if (dilation == 1) {
         if (k == 3 && stride == 1) kernel = depthwise_512_k3s1;
         else if (k == 3 && stride == 2) kernel = depthwise_512_k3s2;
@@ -494,22 +510,22 @@ static EFF_AVX512 int depthwise_avx512(const float *input, long h, long w, long 
         else if (k == 5) kernel = depthwise_512_k5s1_dilated;
     }
     if (!kernel) return 0;
-    kernel(input, h, w, c, weight, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias, activation, residual);
+    kernel(input, h, w, c, weight, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, c_begin, c_end, bias,
+           activation, residual);
     return 1;
 }
 
 static EFF_AVX2 void depthwise_avx2(const float *input, long h, long w, long c, const float *weight, long k, long stride,
                                     long dilation, long pad_top, long pad_left, long oh, long ow, float *out, long row_begin,
-                                    long row_end, const float *bias, int activation, const float *residual) {
-    if (eff_kernels_use_avx512() && depthwise_avx512(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow,
-                                                     out, row_begin, row_end, bias, activation, residual)) return;
-    if (c % 8 == 0) {
+                                    long row_end, long c_begin, long c_end, const float *bias, int activation,
+                                    const float *residual) {
+    if (c % 8 == 0 && c_begin % 8 == 0 && c_end % 8 == 0) {
         depthwise_avx2_blocked(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin,
-                               row_end, bias, activation, residual);
+                               row_end, c_begin, c_end, bias, activation, residual);
         return;
     }
-    depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
-                   activation, residual);
+    depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, c_begin,
+                   c_end, bias, activation, residual);
 }
 static EFF_AVX2 void pool_avx2(const float *input, long h, long w, long c, long k, long stride, long pad_top,
                                long pad_left, long pad_bottom, long pad_right, long oh, long ow, float *out, long row_begin,
@@ -540,26 +556,38 @@ void eff_epilogue(float *out, long rows, long channels, const float *bias, int a
     epilogue_body(out, rows, channels, bias, activation, residual);
 }
 
-void eff_depthwise(const float *input, long h, long w, long c, const float *weight, long k, long stride, long dilation,
-                   long pad_top, long pad_left, long oh, long ow, float *out, long row_begin, long row_end,
-                   const float *bias, int activation, const float *residual) {
+void eff_depthwise_isa(int isa, const float *input, long h, long w, long c, const float *weight, long k, long stride,
+                       long dilation, long pad_top, long pad_left, long oh, long ow, float *out, long row_begin, long row_end,
+                       long c_begin, long c_end, const float *bias, int activation, const float *residual) {
 #if defined(__x86_64__)
-    if (eff_kernels_use_avx2()) {
-        depthwise_avx2(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
-                       activation, residual);
+    if (isa >= 2 && eff_kernels_use_avx512() &&
+        depthwise_avx512(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end,
+                         c_begin, c_end, bias, activation, residual))
+        return;
+    if (isa >= 1 && eff_kernels_use_avx2()) {
+        depthwise_avx2(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end,
+                       c_begin, c_end, bias, activation, residual);
         return;
     }
 #endif
-    depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, bias,
-                   activation, residual);
+    depthwise_body(input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end, c_begin,
+                   c_end, bias, activation, residual);
+}
+
+void eff_depthwise(const float *input, long h, long w, long c, const float *weight, long k, long stride, long dilation,
+                   long pad_top, long pad_left, long oh, long ow, float *out, long row_begin, long row_end, long c_begin,
+                   long c_end, const float *bias, int activation, const float *residual) {
+    eff_depthwise_isa(2, input, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin, row_end,
+                      c_begin, c_end, bias, activation, residual);
 }
 
 void eff_depthwise_window(const float *rows, long first_row, long h, long w, long c, const float *weight, long k,
                           long stride, long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
-                          long row_begin, long row_end, const float *bias, int activation, const float *residual) {
+                          long row_begin, long row_end, long c_begin, long c_end, const float *bias, int activation,
+                          const float *residual) {
     /* The kernels address input row iy at input + iy * w * c and touch only the rows they need. */
     eff_depthwise(rows - first_row * w * c, h, w, c, weight, k, stride, dilation, pad_top, pad_left, oh, ow, out, row_begin,
-                  row_end, bias, activation, residual);
+                  row_end, c_begin, c_end, bias, activation, residual);
 }
 
 void eff_pool2d(const float *input, long h, long w, long c, long k, long stride, long pad_top, long pad_left,

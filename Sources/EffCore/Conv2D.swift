@@ -155,10 +155,12 @@ public struct Conv2D: Sendable {
             // channels over the threads instead.
             let blocks = (outChannels + 31) / 32
             withKernelPointers(input, residual, &output, channelOffset: channelOffset) { p in
-                Threading.parallelFor(blocks) { range in
-                    let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
-                    p.layer.gemm(p.input, lda: inChannels, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0,
-                           output: p.output + n0, ldc: p.ldc, residual: p.residual.map { $0 + n0 })
+                p.layer.withSharedRows(p.input, rows: rows, depth: inChannels) { a in
+                    Threading.parallelFor(blocks) { range in
+                        let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
+                        p.layer.gemm(a, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0,
+                                     output: p.output + n0, ldc: p.ldc, residual: p.residual.map { $0 + n0 })
+                    }
                 }
             }
             return
@@ -304,14 +306,15 @@ public struct Conv2D: Sendable {
         "\(inChannels)->\(outChannels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : "") + (residual ? " +residual" : "")
     }
 
-    /// Rows per tile: at most `largest`, a multiple of the 12-row register block where that
-    /// allows, and as many tiles as a multiple of the thread count (784 rows in tiles of 256 would
-    /// leave one of two threads 512 rows and the other 272).
+    /// Rows per tile: at most `largest`, near a multiple of the 12-row register block, and with
+    /// threads at least four tiles per thread where tiles keep 24 rows (196 rows at 2 threads: 9
+    /// tiles of 24), so that the threads can even out their shares by taking tiles from each
+    /// other (`Threading.parallelFor`).
     static func balancedTile(rows: Int, largest: Int, threads: Int) -> Int {
         var tiles = (rows + largest - 1) / largest
-        if threads > 1 { tiles = (tiles + threads - 1) / threads * threads }
-        let even = (rows + tiles - 1) / tiles
-        let rounded = (even + 11) / 12 * 12
+        if threads > 1 { tiles = max(tiles, min(4 * threads, rows / 24)) }
+        let even = (rows + max(1, tiles) - 1) / max(1, tiles)
+        let rounded = max(12, (even + 6) / 12 * 12)
         return max(1, rounded <= largest ? rounded : even)
     }
 
@@ -397,6 +400,35 @@ struct LayerWeights: @unchecked Sendable {
         } else {
             eff_gemm_packed(a, lda, rows, depth, weights + firstColumn * depth, columns, output, ldc,
                             bias + firstColumn, activation, residual, ldc)
+        }
+    }
+
+    /// The left operand of several `gemm` calls over column ranges: the rows, and in bf16 the
+    /// same rows rounded once (`withSharedRows`).
+    struct SharedRows: @unchecked Sendable {
+        let floats: UnsafePointer<Float>
+        let rounded: UnsafePointer<UInt16>?
+    }
+
+    /// Runs `body` with `a` (`rows` x `depth`, contiguous) ready for `gemm` calls that each
+    /// compute some columns: in bf16 its rows are rounded here once instead of in every call.
+    func withSharedRows(_ a: UnsafePointer<Float>, rows: Int, depth: Int, _ body: (SharedRows) -> Void) {
+        guard bf16Weights != nil else { return body(SharedRows(floats: a, rounded: nil)) }
+        let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * eff_bf16_row_width(depth))
+        defer { rounded.deallocate() }
+        eff_bf16_round_rows(a, depth, rows, depth, rounded)
+        body(SharedRows(floats: a, rounded: rounded))
+    }
+
+    /// `gemm` on rows from `withSharedRows`.
+    func gemm(_ a: SharedRows, rows: Int, depth: Int, columns: Int, firstColumn: Int, output: UnsafeMutablePointer<Float>, ldc: Int,
+              residual: UnsafePointer<Float>?) {
+        if let bf16Weights, let rounded = a.rounded {
+            eff_gemm_rounded_bf16(rounded, rows, depth, bf16Weights + firstColumn * ((depth + 1) / 2), columns, output, ldc,
+                                  bias + firstColumn, activation, residual, ldc)
+        } else {
+            gemm(a.floats, lda: depth, rows: rows, depth: depth, columns: columns, firstColumn: firstColumn, output: output,
+                 ldc: ldc, residual: residual)
         }
     }
 }

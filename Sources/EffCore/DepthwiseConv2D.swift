@@ -71,24 +71,26 @@ public struct DepthwiseConv2D: Sendable {
 
     /// Output rows `rows` (of n·outHeight; bias, activation and `residual` applied) of the input
     /// at `source` into `destination`, which holds those rows only. `residual` points at the
-    /// whole residual tensor.
+    /// whole residual tensor. With `channelRange`, only those channels (bounds multiples of 16,
+    /// or the end) are computed.
     func computeRows(_ rows: Range<Int>, of source: UnsafePointer<Float>, _ g: Geometry, into destination: UnsafeMutablePointer<Float>,
-                     residual: UnsafePointer<Float>?) {
-        computeRows(rows, ofWindow: source, firstRow: 0, g, into: destination, residual: residual)
+                     residual: UnsafePointer<Float>?, channelRange: Range<Int>? = nil) {
+        computeRows(rows, ofWindow: source, firstRow: 0, g, into: destination, residual: residual, channelRange: channelRange)
     }
 
     /// `computeRows` for one image (n = 1) of which only input rows `firstRow...` are at
     /// `window`: those the output rows need.
     func computeRows(_ rows: Range<Int>, ofWindow window: UnsafePointer<Float>, firstRow: Int, _ g: Geometry,
-                     into destination: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?) {
+                     into destination: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, channelRange: Range<Int>? = nil) {
+        let slice = channelRange ?? 0..<channels
         packedWeight.withUnsafeBufferPointer { wgt in
             bias.withUnsafeBufferPointer { bias in
                 guard let wgt = wgt.baseAddress else { return }
                 // The kernel addresses rows by their index in the whole output.
                 let base = destination - rows.lowerBound * g.outWidth * channels
                 eff_depthwise_window(window, firstRow, g.h, g.w, channels, wgt, kernelSize, stride, dilation, g.pad.top, g.pad.left,
-                                     g.outHeight, g.outWidth, base, rows.lowerBound, rows.upperBound, bias.baseAddress,
-                                     activation.kernelCode, residual)
+                                     g.outHeight, g.outWidth, base, rows.lowerBound, rows.upperBound, slice.lowerBound,
+                                     slice.upperBound, bias.baseAddress, activation.kernelCode, residual)
             }
         }
     }
@@ -109,10 +111,18 @@ public struct DepthwiseConv2D: Sendable {
             residual.withUnsafeElementPointer { res in
                 output.withUnsafeMutableBufferPointer { out in
                     let p = UncheckedSendable((src.baseAddress, res, out.baseAddress))
-                    // Few rows (small pictures): one run of rows per thread, as each chunk of rows
-                    // reads the rows around it again.
                     let rows = g.n * g.outHeight
-                    Threading.parallelFor(rows, minimumPerThread: rows < 64 ? max(1, rows / Threading.threadCount) : 1) { range in
+                    if rows < 64 && channels >= 64 {
+                        // Few rows (small pictures): slices of 16 channels over all rows, so that the
+                        // threads share the work evenly and no input row is read twice.
+                        Threading.parallelFor((channels + 15) / 16) { range in
+                            guard let src = p.value.0, let out = p.value.2 else { return }
+                            computeRows(0..<rows, of: src, g, into: out, residual: p.value.1,
+                                        channelRange: range.lowerBound * 16..<min(channels, range.upperBound * 16))
+                        }
+                        return
+                    }
+                    Threading.parallelFor(rows) { range in
                         guard let src = p.value.0, let out = p.value.2 else { return }
                         computeRows(range, of: src, g, into: out + range.lowerBound * g.outWidth * channels, residual: p.value.1)
                     }

@@ -55,6 +55,44 @@ import Testing
         }
     }
 
+    /// A layer split over threads by output columns rounds its input rows once
+    /// (`eff_bf16_round_rows`) and each thread multiplies its columns (`eff_gemm_rounded_bf16`):
+    /// the same numbers as the GEMM that rounds its rows itself, each call writing only its
+    /// columns.
+    @Test func roundedRowsGiveTheSameProduct() throws {
+        var rng = SeededGenerator(seed: 9191)
+        for trial in 0..<40 {
+            let m = [1, 3, 12, 13, 49].randomElement(using: &rng)!
+            let k = [1, 2, 27, 33, 192].randomElement(using: &rng)!
+            let n = [16, 32, 33, 80, 192].randomElement(using: &rng)!
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let a = (0..<(m * k)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let b = (0..<(k * n)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let bias = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+            let residual: [Float]? = trial % 2 == 0 ? (0..<(m * n)).map { _ in Float.random(in: -1...1, using: &rng) } : nil
+            var packed = [Float](repeating: .nan, count: eff_gemm_packed_size(k, n))
+            eff_gemm_pack_b(b, k, n, &packed)
+            var panels = [UInt32](repeating: 0, count: eff_gemm_packed_bf16_size(k, n))
+            eff_gemm_pack_bf16(packed, k, n, &panels)
+            var expected = [Float](repeating: .nan, count: m * n)
+            eff_gemm_packed_bf16(a, k, m, k, panels, n, &expected, n, bias, activation.kernelCode, residual, n)
+            var rows = [UInt16](repeating: 0xFFFF, count: m * eff_bf16_row_width(k))
+            eff_bf16_round_rows(a, k, m, k, &rows)
+            let first = 32 * Int.random(in: 0...((n - 1) / 32), using: &rng)
+            var c = [Float](repeating: .nan, count: m * n)
+            let (columnPanels, columnBias) = (Array(panels[(first * ((k + 1) / 2))...]), Array(bias[first...]))
+            let columnResidual = residual.map { Array($0[first...]) }
+            c.withUnsafeMutableBufferPointer { c in
+                eff_gemm_rounded_bf16(rows, m, k, columnPanels, n - first, c.baseAddress! + first, n, columnBias,
+                                      activation.kernelCode, columnResidual, n)
+            }
+            for i in 0..<m { for j in 0..<n {
+                if j < first { #expect(c[i * n + j].isNaN, "wrote column \(j) before \(first)") }
+                else { #expect(c[i * n + j] == expected[i * n + j], "m\(m) k\(k) n\(n) from \(first) at \(i),\(j)") }
+            } }
+        }
+    }
+
     /// A convolution in bfloat16 equals the float32 convolution of the bf16-rounded input and
     /// weights (BatchNorm folded first, then rounded, as at load), with 1 and 2 threads, through
     /// every GEMM path of Conv2D (im2col tiles, 1x1 directly, 1x1 split by output channels).

@@ -242,6 +242,66 @@ import Testing
         #expect(checked == 48)
     }
 
+    /// Depthwise layers with few rows and many channels (7x7 and 14x14 stages) are split over the
+    /// threads by 16-channel slices: every instruction-set level computes any slice of channels
+    /// exactly as the whole row does, and the layer at 1 and 2 threads matches the reference —
+    /// channel counts no multiple of 16 (the masked last slice) or of 8 (the AVX2 path's plain
+    /// fallback), with residual.
+    @Test(arguments: [0, 1, 2])
+    func depthwiseChannelSlicesMatchWholeRows(instructionSet: Int32) throws {
+        var rng = SeededGenerator(seed: 515 + UInt64(instructionSet))
+        for trial in 0..<12 {
+            let (k, stride, dilation) = ([3, 5][trial % 2], [1, 2][trial / 2 % 2], trial % 3 == 2 ? 2 : 1)
+            let c = [64, 72, 88, 101, 144, 200].randomElement(using: &rng)!
+            let (h, w) = (Int.random(in: 1...15, using: &rng), Int.random(in: 1...21, using: &rng))
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let weight = randomTensor([c, 1, k, k], &rng), bias = randomTensor([c], &rng)
+            let conv = try DepthwiseConv2D(weight: weight, bias: bias, stride: stride, dilation: dilation, padding: .same,
+                                           activation: activation)
+            let x = randomTensor([1, h, w, c], &rng)
+            let g = try conv.geometry(for: x)
+            let residual = trial % 2 == 0 ? randomTensor([1, g.outHeight, g.outWidth, c], &rng) : nil
+            let count = g.outHeight * g.outWidth * c
+            // Slice bounds: multiples of 16, at random, plus the end.
+            var bounds = [0] + (1..<((c + 15) / 16)).filter { _ in Bool.random(using: &rng) }.map { $0 * 16 } + [c]
+            bounds = Array(Set(bounds)).sorted()
+            var whole = [Float](repeating: .nan, count: count)
+            var slices: [(Int, Int, [Float])] = []
+            x.withUnsafeBufferPointer { input in
+                conv.packedWeight.withUnsafeBufferPointer { packed in
+                    conv.bias.withUnsafeBufferPointer { layerBias in
+                        residual.withUnsafeElementPointer { res in
+                            let run = { (out: UnsafeMutablePointer<Float>, c0: Int, c1: Int) in
+                                eff_depthwise_isa(instructionSet, input.baseAddress, h, w, c, packed.baseAddress, k, stride, dilation,
+                                                  g.pad.top, g.pad.left, g.outHeight, g.outWidth, out, 0, g.outHeight, c0, c1,
+                                                  layerBias.baseAddress, activation.kernelCode, res)
+                            }
+                            run(&whole, 0, c)
+                            for (c0, c1) in zip(bounds, bounds.dropFirst()) {
+                                var slice = [Float](repeating: .nan, count: count)
+                                run(&slice, c0, c1)
+                                slices.append((c0, c1, slice))
+                            }
+                        }
+                    }
+                }
+            }
+            // Each slice writes its channels, exactly as the whole row does, and nothing else.
+            for (c0, c1, slice) in slices {
+                let inside = slice.indices.allSatisfy { i in (c0..<c1).contains(i % c) ? slice[i] == whole[i] : slice[i].isNaN }
+                #expect(inside, "isa \(instructionSet) k\(k) s\(stride) d\(dilation) c\(c) \(h)x\(w) slice \(c0)..<\(c1)")
+            }
+            let reference = referenceConv(x, weight: weight, bias: bias, stride: stride, dilation: dilation, padding: g.pad, groups: c,
+                                          activation: activation, residual: residual)
+            #expect(maxRelativeError(try Tensor(shape: reference.shape, values: whole), reference) <= Self.tolerance)
+            for threads in [1, 2] {
+                Threading.setThreadCount(threads)
+                defer { Threading.setThreadCount(nil) }
+                #expect(maxRelativeError(try conv(x, residual: residual), reference) <= Self.tolerance, "layer at \(threads) threads")
+            }
+        }
+    }
+
     @Test func batchNormFoldingMatchesConvThenNorm() throws {
         var rng = SeededGenerator(seed: 303)
         for depthwise in [false, true] {

@@ -17,17 +17,25 @@
    bias and residual may be NULL. */
 void eff_epilogue(float *out, long rows, long channels, const float *bias, int activation, const float *residual);
 
-/* Depthwise convolution for output rows [row_begin, row_end) of n*oh rows (row = image * oh + y).
-   input [n, h, w, c], weight [k, k, c], out [n, oh, ow, c]; then the epilogue per row. */
+/* Depthwise convolution for output rows [row_begin, row_end) of n*oh rows (row = image * oh + y)
+   and channels [c_begin, c_end) of c (0 and c for all; otherwise multiples of 16 but for a last
+   c_end = c). input [n, h, w, c], weight [k, k, c], out [n, oh, ow, c]; then the epilogue. */
 void eff_depthwise(const float *input, long h, long w, long c, const float *weight, long k, long stride,
                    long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
-                   long row_begin, long row_end, const float *bias, int activation, const float *residual);
+                   long row_begin, long row_end, long c_begin, long c_end, const float *bias, int activation,
+                   const float *residual);
+
+/* The same with the instruction set capped (0 plain C, 1 AVX2, 2 AVX-512), for the tests. */
+void eff_depthwise_isa(int isa, const float *input, long h, long w, long c, const float *weight, long k, long stride,
+                       long dilation, long pad_top, long pad_left, long oh, long ow, float *out, long row_begin, long row_end,
+                       long c_begin, long c_end, const float *bias, int activation, const float *residual);
 
 /* eff_depthwise for one image (n = 1) of which only input rows [first_row, ...) are at `rows`:
    the kernel reads just the rows that output rows [row_begin, row_end) need, which must be there. */
 void eff_depthwise_window(const float *rows, long first_row, long h, long w, long c, const float *weight, long k,
                           long stride, long dilation, long pad_top, long pad_left, long oh, long ow, float *out,
-                          long row_begin, long row_end, const float *bias, int activation, const float *residual);
+                          long row_begin, long row_end, long c_begin, long c_end, const float *bias, int activation,
+                          const float *residual);
 
 /* Max (is_max) or average pooling, k x k windows, of output rows [row_begin, row_end) of n*oh
    (row = image * oh + y): input [n, h, w, c], out [n, oh, ow, c]. Windows are clipped to the
@@ -104,6 +112,15 @@ void eff_round_to_bf16(const float *in, long count, float *out);
 /* eff_gemm_packed with A rounded to bf16 on the fly and B packed by eff_gemm_pack_bf16. */
 void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
                           const float *bias, int activation, const float *residual, long ldr);
+
+/* Rows of A rounded to bf16 once for several eff_gemm_rounded_bf16 calls (a layer whose output
+   columns are split over threads): m rows of eff_bf16_row_width(k) values, the pad zero. */
+long eff_bf16_row_width(long k);
+void eff_bf16_round_rows(const float *a, long lda, long m, long k, uint16_t *out);
+
+/* eff_gemm_packed_bf16 on rows rounded by eff_bf16_round_rows. */
+void eff_gemm_rounded_bf16(const uint16_t *a, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
+                           const float *bias, int activation, const float *residual, long ldr);
 
 /* The same numbers one multiply at a time (what CPUs without AVX512_BF16 run), for the tests. */
 void eff_gemm_packed_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
