@@ -126,8 +126,50 @@ extension DepthwiseConv2D {
     }
 
     private func unfused(_ input: Tensor, expand: Conv2D, project: Conv2D?, residual: Tensor?) throws -> Tensor {
-        guard let project else { return try self(expand(input), residual: residual) }
-        return try project(self(expand(input)), residual: residual)
+        guard let project else {
+            return residual == nil ? try expandingChannels(input, by: expand) : try self(expand(input), residual: residual)
+        }
+        return try project(expandingChannels(input, by: expand), residual: residual)
+    }
+
+    /// `self(expand(input))` in one parallel step for pictures with too few pixels to split
+    /// them between the threads (the 7x7 stage at 224 px; `expand` alone would split its output
+    /// channels): each thread expands a slice of 32 channels for every pixel and applies the
+    /// depthwise convolution to that slice at once, while it is in the thread's cache. The
+    /// numbers are those of the layers one by one, which run instead for more pixels or unless
+    /// `expand` is an unpadded 1x1 convolution with stride 1.
+    public func expandingChannels(_ input: Tensor, by expand: Conv2D) throws -> Tensor {
+        let (n, h, w, c) = try input.requireNHWC("DepthwiseConv2D.expandingChannels")
+        guard n == 1, h * w < 64 * Threading.threadCount, expand.isUnpaddedPointwise(height: h, width: w),
+              expand.inChannels == c, expand.outChannels == channels else {
+            return try self(expand(input))
+        }
+        let g = try geometry(n: 1, h: h, w: w, c: channels, shape: [1, h, w, channels])
+        return try OperatorProfile.measure("conv 1x1+depthwise \(kernelSize)x\(kernelSize)",
+                                           "\(c)->\(channels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : ""),
+                                           input) {
+            var expanded = Tensor(uninitialized: [1, h, w, channels])
+            var output = Tensor(uninitialized: [1, g.outHeight, g.outWidth, channels])
+            expand.withWeights { weights in
+                input.withUnsafeBufferPointer { src in
+                    expanded.withUnsafeMutableBufferPointer { mid in
+                        output.withUnsafeMutableBufferPointer { out in
+                            guard let src = src.baseAddress, let mid = mid.baseAddress, let out = out.baseAddress else { return }
+                            let p = UncheckedSendable((mid, out))
+                            weights.withSharedRows(src, rows: h * w, depth: c) { rows in
+                                Threading.parallelFor((channels + 31) / 32) { range in
+                                    let c0 = range.lowerBound * 32, c1 = min(channels, range.upperBound * 32)
+                                    weights.gemm(rows, rows: h * w, depth: c, columns: c1 - c0, firstColumn: c0,
+                                                 output: p.value.0 + c0, ldc: channels, residual: nil)
+                                    computeRows(0..<g.outHeight, of: p.value.0, g, into: p.value.1, residual: nil, channelRange: c0..<c1)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return output
+        }
     }
 }
 

@@ -135,8 +135,10 @@ struct MBConvBlock: Sendable {
                 return try depthwise.expanding(input, by: expand, projectingBy: project, residual: residual)
             }
             x = try depthwise.expanding(input, by: expand)
+        } else if let expand {
+            x = try depthwise.expandingChannels(input, by: expand)
         } else {
-            x = try depthwise(expand.map { try $0(input) } ?? input)
+            x = try depthwise(input)
         }
         guard let squeezeExcite else { return try project(x, residual: residual) }
         // The SE gate scales the projection's weights rather than the activations.

@@ -184,6 +184,39 @@ import Testing
         #expect(try depthwise.expanding(batch, by: expand).scalars == depthwise(expand(batch)).scalars)
     }
 
+    /// Over few pixels (the 7x7 stage) an inverted-residual block's expand → depthwise runs as
+    /// one step of 32-channel slices (`expandingChannels`), with exactly the numbers of the
+    /// layers one by one, in float32 and bfloat16, one and two threads; with more pixels the
+    /// layers run one by one.
+    @Test(arguments: [1, 2])
+    func channelSlicedExpansionMatchesLayerByLayer(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 5151 + UInt64(threads))
+        for trial in 0..<16 {
+            let cin = [16, 40, 192].randomElement(using: &rng)!, mid = [48, 72, 88, 200].randomElement(using: &rng)!
+            let (h, w) = [(7, 7), (1, 1), (5, 9), (3, 20), (12, 12)][trial % 5]
+            let k = trial % 2 == 0 ? 3 : 5, stride = trial % 3 == 2 ? 2 : 1
+            let expand = try Conv2D(weight: randomTensor([mid, cin, 1, 1], &rng), bias: randomTensor([mid], &rng), activation: .relu6)
+            let depthwise = try DepthwiseConv2D(weight: randomTensor([mid, 1, k, k], &rng), bias: randomTensor([mid], &rng),
+                                                stride: stride, padding: .same, activation: .silu)
+            let project = try Conv2D(weight: randomTensor([cin, mid, 1, 1], &rng), bias: randomTensor([cin], &rng))
+            let x = randomTensor([1, h, w, cin], &rng)
+            for precision in Precision.allCases {
+                try Precision.withPrecision(precision) {
+                    let expected = try depthwise(expand(x))
+                    let sliced = try depthwise.expandingChannels(x, by: expand)
+                    #expect(sliced.shape == expected.shape && sliced.scalars == expected.scalars,
+                            "\(precision) \(x.shape) \(cin)->\(mid) k\(k) s\(stride)")
+                    // The whole block on pictures this small: the projection gets the residual.
+                    let residual = randomTensor([1, expected.shape[1], expected.shape[2], cin], &rng)
+                    let block = try depthwise.expanding(x, by: expand, projectingBy: project, residual: residual)
+                    #expect(block.scalars == (try project(expected, residual: residual)).scalars, "\(precision) block \(x.shape)")
+                }
+            }
+        }
+    }
+
     /// 1x1 convolutions over few pixels with many output channels take the channel-split path.
     @Test(arguments: [1, 2])
     func pointwiseOverFewPixelsMatchesReference(threads: Int) throws {
