@@ -131,15 +131,17 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--models", choices=["three", "bigger", "all"], default="three",
-                        help="three: Lite0, D0, DeepLabV3+ b0; bigger: D2 @768, DeepLabV3+ b4; all: both")
+    parser.add_argument("--models", choices=["three", "bigger", "all"] + [label for label, _, _ in MODELS + BIGGER_MODELS],
+                        default="three",
+                        help="three: Lite0, D0, DeepLabV3+ b0; bigger: D2 @768, DeepLabV3+ b4; all: both; or one model's label")
     parser.add_argument("--engines", nargs="+", choices=["ort", "ov-f32", "ov-bf16"], default=["ort", "ov-f32", "ov-bf16"])
     parser.add_argument("--effdense", default=str(ROOT / ".build/release/effdense"))
     parser.add_argument("--precision", nargs="+", choices=["f32", "bf16"], default=["f32"],
                         help="effdense's --precision; several run as separate engines in the same alternation")
     parser.add_argument("--markdown")
     args = parser.parse_args()
-    models = {"three": MODELS, "bigger": BIGGER_MODELS, "all": MODELS + BIGGER_MODELS}[args.models]
+    groups = {"three": MODELS, "bigger": BIGGER_MODELS, "all": MODELS + BIGGER_MODELS}
+    models = groups.get(args.models) or [model for model in MODELS + BIGGER_MODELS if model[0] == args.models]
     folder = pathlib.Path(tempfile.mkdtemp(prefix="effdense-onnx-"))
     paths = export(folder, models)
     engines = {"ort": lambda label, threads, side: [sys.executable, "-c", ORT_RUNNER, str(paths[label]), str(threads), str(args.runs), str(side)],
