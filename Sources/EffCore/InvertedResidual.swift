@@ -145,7 +145,7 @@ extension DepthwiseConv2D {
             return try self(expand(input))
         }
         let g = try geometry(n: 1, h: h, w: w, c: channels, shape: [1, h, w, channels])
-        return try OperatorProfile.measure("conv 1x1+depthwise \(kernelSize)x\(kernelSize)",
+        return OperatorProfile.measure("conv 1x1+depthwise \(kernelSize)x\(kernelSize)",
                                            "\(c)->\(channels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : ""),
                                            input) {
             var expanded = Tensor(uninitialized: [1, h, w, channels])
