@@ -222,8 +222,7 @@ public struct Conv2D: Sendable {
                            into output: inout Tensor, channelOffset: Int) throws {
         try OperatorProfile.measure("depthwise \(depthwise.kernelSize)x\(depthwise.kernelSize)+conv 1x1" + (next == nil ? "" : "+conv 1x1"),
                                     "\(inChannels)->\(outChannels)" + (next.map { "->\($0.outChannels)" } ?? "")
-                                        + (depthwise.stride > 1 ? " s\(depthwise.stride)" : "")
-                                        + (depthwise.dilation > 1 ? " d\(depthwise.dilation)" : ""), input) {
+                                        + strideDetail(stride: depthwise.stride, dilation: depthwise.dilation), input) {
             let g = try depthwise.geometry(for: input)
             let (on, oh, ow, oc) = try output.requireNHWC("Conv2D output")
             let written = next?.outChannels ?? outChannels
@@ -303,7 +302,7 @@ public struct Conv2D: Sendable {
 
     /// Channels, stride and dilation for `OperatorProfile`.
     func layerDetail(residual: Bool = false) -> String {
-        "\(inChannels)->\(outChannels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : "") + (residual ? " +residual" : "")
+        "\(inChannels)->\(outChannels)" + strideDetail(stride: stride, dilation: dilation) + (residual ? " +residual" : "")
     }
 
     /// Rows per tile: at most `largest`, near a multiple of the 12-row register block, and with

@@ -98,7 +98,7 @@ public struct DepthwiseConv2D: Sendable {
     /// Applies the convolution, then bias, activation and (if given) `residual`.
     public func callAsFunction(_ input: Tensor, residual: Tensor? = nil) throws -> Tensor {
         try OperatorProfile.measure("depthwise \(kernelSize)x\(kernelSize)",
-                                    "\(channels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : ""), input) {
+                                    "\(channels)" + strideDetail(stride: stride, dilation: dilation), input) {
             try apply(input, residual: residual)
         }
     }

@@ -41,7 +41,7 @@ extension DepthwiseConv2D {
 
         return try OperatorProfile.measure("conv 1x1+depthwise \(kernelSize)x\(kernelSize)" + (project == nil ? "" : "+conv 1x1"),
                                            "\(expand.inChannels)->\(channels)" + (project.map { "->\($0.outChannels)" } ?? "")
-                                               + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : ""), input) {
+                                               + strideDetail(stride: stride, dilation: dilation), input) {
             try fused(input, g, expand: expand, project: project, residual: residual, windowFloats: windowFloats, reach: reach, runs: runs)
         }
     }
@@ -146,8 +146,7 @@ extension DepthwiseConv2D {
         }
         let g = try geometry(n: 1, h: h, w: w, c: channels, shape: [1, h, w, channels])
         return OperatorProfile.measure("conv 1x1+depthwise \(kernelSize)x\(kernelSize)",
-                                           "\(c)->\(channels)" + (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : ""),
-                                           input) {
+                                       "\(c)->\(channels)" + strideDetail(stride: stride, dilation: dilation), input) {
             var expanded = Tensor(uninitialized: [1, h, w, channels])
             var output = Tensor(uninitialized: [1, g.outHeight, g.outWidth, channels])
             expand.withWeights { weights in

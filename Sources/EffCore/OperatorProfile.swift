@@ -59,3 +59,8 @@ public enum OperatorProfile {
         return result
     }
 }
+
+/// " s2", " d2", both or neither: the stride and dilation part of an operator's profile detail.
+func strideDetail(stride: Int, dilation: Int) -> String {
+    (stride > 1 ? " s\(stride)" : "") + (dilation > 1 ? " d\(dilation)" : "")
+}

@@ -44,12 +44,24 @@ public enum Threading {
     /// OpenBLAS to one thread, once.
     static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
-    /// Runs `body` over `0..<count` split into contiguous ranges, a few per thread, each thread
-    /// taking the next range as it finishes one (so a thread that the system pauses — other work
-    /// shares the cores in a batch run — does not hold the others up). `body` must only write to
-    /// memory no other range writes.
+    /// Runs `body` over `0..<count` split into contiguous ranges. Each thread starts on its own
+    /// share of the items (the same share for the same count, so a layer finds the rows it wrote
+    /// in its cache) and then takes ranges from the back of the others' shares, so a thread that
+    /// the system pauses — other work shares the cores in a batch run — does not hold the others
+    /// up. With `minimumPerThread`, fewer threads run when there are fewer items per thread, and
+    /// no range is smaller than that (but for a share's last). `body` must only write to memory
+    /// no other range writes.
     public static func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
+        // The shares are 32-bit: beyond that, items go in groups.
+        let most = Int(UInt32.max)
+        if count > most {
+            let group = (count + most - 1) / most
+            parallelFor((count + group - 1) / group, minimumPerThread: max(1, minimumPerThread / group)) { groups in
+                body(groups.lowerBound * group..<min(count, groups.upperBound * group))
+            }
+            return
+        }
         let threads = min(threadCount, max(1, count / max(1, minimumPerThread)))
         if threads <= 1 {
             body(0..<count)

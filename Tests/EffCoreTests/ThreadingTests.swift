@@ -24,6 +24,29 @@ import Testing
         }
         #expect(threads.all.allSatisfy { pthread_equal($0, caller) != 0 } && !threads.all.isEmpty)
     }
+
+    /// The ranges a parallel loop hands out cover every item exactly once, whoever takes them:
+    /// few and many items, a minimum per thread, and a count beyond the 32-bit shares (items in
+    /// groups).
+    @Test func parallelForCoversEveryItemOnce() throws {
+        for (count, minimum) in [(1, 1), (7, 1), (1000, 1), (1000, 300), (5_000_000_000, 32768)] {
+            let ranges = LockedRanges()
+            Threading.withThreadLimit(4) {
+                Threading.parallelFor(count, minimumPerThread: minimum) { ranges.add($0) }
+            }
+            let sorted = ranges.all.sorted { $0.lowerBound < $1.lowerBound }
+            #expect(sorted.first?.lowerBound == 0 && sorted.last?.upperBound == count, "\(count)")
+            #expect(zip(sorted, sorted.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound } && sorted.allSatisfy { !$0.isEmpty },
+                    "\(count): \(sorted.prefix(8))")
+        }
+    }
+}
+
+final class LockedRanges: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Range<Int>] = []
+    var all: [Range<Int>] { lock.withLock { items } }
+    func add(_ range: Range<Int>) { lock.withLock { items.append(range) } }
 }
 
 final class LockedThreads: @unchecked Sendable {
