@@ -724,12 +724,6 @@ long eff_affinity_cpu_count(void) {
     return 0;
 }
 
-void eff_cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 /* Each range is one 64-bit word, front << 32 | back, a cache line apart from the next. */
 void eff_ranges_init(uint64_t *state, long count, long threads) {
     for (long t = 0; t < threads; t++) {

@@ -131,7 +131,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while remaining.load(ordering: .acquiring) > 0 {
                 spins += 1
-                if spins > 2_000 { sched_yield() } else { eff_cpu_relax() }
+                if spins > 2_000 { sched_yield() }
             }
             task = nil
         }
@@ -179,7 +179,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while current == seen && spins < Self.spinIterations {
                 spins += 1
-                if spins > 2_000 { sched_yield() } else { eff_cpu_relax() }
+                if spins > 2_000 { sched_yield() }
                 current = generation.load(ordering: .acquiring)
             }
             if current == seen {

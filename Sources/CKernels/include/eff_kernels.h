@@ -133,9 +133,6 @@ void eff_keep_freed_memory(void);
 /* CPUs in this process's affinity mask (taskset, cpusets), 0 when unknown. */
 long eff_affinity_cpu_count(void);
 
-/* A spin-wait hint (x86 PAUSE): the waiting thread leaves the core's resources to the other work. */
-void eff_cpu_relax(void);
-
 /* Work ranges of a parallel loop over [0, count) with `threads` threads, in `state`
    (EFF_RANGES_WORDS words per thread): thread t owns [t*count/threads, (t+1)*count/threads)
    and takes chunks from its front (the same items as in the layer before: their data is in its
