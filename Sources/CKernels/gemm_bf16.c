@@ -10,6 +10,7 @@
    pair of A and multiplies it into 12 rows x 32 columns of accumulators, two k steps per
    instruction. */
 #include "eff_kernels.h"
+#include "small_input.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,22 +58,6 @@ static EFF_AVX512 void pack_bf16_avx512(const float *packed, long k, long n, uin
     }
 }
 #endif
-
-#if defined(__x86_64__)
-static EFF_AVX512 void round_to_bf16_avx512(const float *in, long count, float *out) {
-    long i = 0;
-    for (; i + 16 <= count; i += 16)
-        _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(bf16_lanes(_mm512_loadu_ps(in + i)), 16)));
-    for (; i < count; i++) out[i] = float_from_bf16(bf16_from_float(in[i]));
-}
-#endif
-
-void eff_round_to_bf16(const float *in, long count, float *out) {
-#if defined(__x86_64__)
-    if (eff_kernels_use_avx512()) { round_to_bf16_avx512(in, count, out); return; }
-#endif
-    for (long i = 0; i < count; i++) out[i] = float_from_bf16(bf16_from_float(in[i]));
-}
 
 void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out) {
 #if defined(__x86_64__)
@@ -125,22 +110,25 @@ int eff_kernels_use_avx512_bf16(void) {
     return cached;
 }
 
+/* count floats rounded to bf16 (nearest even, as VCVTNEPS2BF16 does). */
+static EFF_AVX512_BF16 void round_values(const float *src, long count, uint16_t *dst) {
+    long p = 0;
+    for (; p + 32 <= count; p += 32) {
+        __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + p + 16), _mm512_loadu_ps(src + p));
+        _mm512_storeu_si512(dst + p, (__m512i)pair);
+    }
+    for (; p < count; p += 16) {
+        __mmask16 mask = count - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - p)) - 1);
+        __m256bh half = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + p));
+        _mm256_mask_storeu_epi16(dst + p, mask, (__m256i)half);
+    }
+}
+
 /* Rows of A rounded to bf16, `width` (k rounded up to even, the pad zero) apart. */
 static EFF_AVX512_BF16 void round_rows(const float *a, long lda, long m, long k, uint16_t *out, long width) {
     for (long i = 0; i < m; i++) {
-        const float *src = a + i * lda;
-        uint16_t *dst = out + i * width;
-        long p = 0;
-        for (; p + 32 <= k; p += 32) {
-            __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + p + 16), _mm512_loadu_ps(src + p));
-            _mm512_storeu_si512(dst + p, (__m512i)pair);
-        }
-        for (; p < k; p += 16) {
-            __mmask16 mask = k - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p)) - 1);
-            __m256bh half = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + p));
-            _mm256_mask_storeu_epi16(dst + p, mask, (__m256i)half);
-        }
-        if (k % 2) dst[k] = 0;
+        round_values(a + i * lda, k, out + i * width);
+        if (k % 2) out[i * width + k] = 0;
     }
 }
 
@@ -228,9 +216,107 @@ static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, lo
     gemm_bf16_rounded_avx512((const uint32_t *)rounded_rows, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr);
     return 1;
 }
+
+/* The bf16 version of kernels.c's small_input_block on a zero-padded band: 12 output pixels x 32
+   output channels of a direct convolution with few input channels, the window's taps taken in
+   pairs as the bf16 GEMM takes the k * k * cin rows of im2col (so the numbers are the GEMM's),
+   then the epilogue. `b` is the layer's eff_gemm_pack_bf16 panels; `row` and `column` give each
+   tap's place in the window (tap t = (ky * k + kx) * cin + ch: row ky, value kx * cin + ch). */
+static inline EFF_AVX512_BF16 __attribute__((always_inline)) int small_input_block_bf16(
+    const uint16_t *restrict corner, long row_values, const long cin, const long depth, const long stride,
+    const long *row, const long *column, const uint32_t *restrict b, long panel_stride, float *restrict c, long ldc,
+    const float *bias, int activation, long cols) {
+    const float *residual = 0; /* for EFF_FINISH_BLOCK_512: a stem has no residual */
+    const long ldr = 0;
+    __m512 acc[12][2];
+    EFF_UNROLL for (int i = 0; i < 12; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    const long pairs = (depth + 1) / 2;
+    for (long p = 0; p < pairs; p++) {
+        const long t0 = 2 * p, t1 = 2 * p + 1;
+        __m512i b0 = _mm512_loadu_si512(b + p * 16), b1 = _mm512_loadu_si512(b + panel_stride + p * 16);
+        const uint16_t *first = corner + row[t0] * row_values + column[t0];
+        if (t1 < depth && row[t0] == row[t1]) {
+            /* Both taps in one input row: one 32-bit load holds the pair. */
+            EFF_UNROLL for (int i = 0; i < 12; i++) {
+                __m512i av = _mm512_broadcastd_epi32(_mm_loadu_si32(first + i * stride * cin));
+                acc[i][0] = _mm512_dpbf16_ps(acc[i][0], (__m512bh)av, (__m512bh)b0);
+                acc[i][1] = _mm512_dpbf16_ps(acc[i][1], (__m512bh)av, (__m512bh)b1);
+            }
+        } else {
+            /* The pair spans two input rows (or its second tap is past the window's last). */
+            const uint16_t *second = t1 < depth ? corner + row[t1] * row_values + column[t1] : 0;
+            EFF_UNROLL for (int i = 0; i < 12; i++) {
+                uint32_t pair = first[i * stride * cin] | (second ? (uint32_t)second[i * stride * cin] << 16 : 0);
+                __m512i av = _mm512_set1_epi32((int)pair);
+                acc[i][0] = _mm512_dpbf16_ps(acc[i][0], (__m512bh)av, (__m512bh)b0);
+                acc[i][1] = _mm512_dpbf16_ps(acc[i][1], (__m512bh)av, (__m512bh)b1);
+            }
+        }
+    }
+    EFF_FINISH_BLOCK_512(12, 2)
+}
+
+static EFF_AVX512_BF16 void round_floats(const float *src, long count, void *dst) { round_values(src, count, dst); }
+
+static EFF_AVX512_BF16 int small_input_rows_bf16(const float *input, long h, long w, long cin, long k, long stride,
+                                                 long pad_top, long pad_left, long oh, long ow, const uint32_t *panels,
+                                                 long n, float *out, long row_begin, long row_end, const float *bias,
+                                                 int activation) {
+    long depth = k * k * cin, pairs = (depth + 1) / 2;
+    long tap_row[2 * EFF_SMALL_INPUT_MAX_PAIRS], tap_column[2 * EFF_SMALL_INPUT_MAX_PAIRS];
+    for (long t = 0; t < depth; t++) {
+        tap_row[t] = t / (k * cin);
+        tap_column[t] = t % (k * cin);
+    }
+    float scratch[12 * 32];
+    for (long row = row_begin; row < row_end;) {
+        long first_row, rows, width;
+        long band_end = eff_small_input_band(row, row_end, oh, ow, k, stride, pad_top, &first_row, &rows, &width);
+        uint16_t *band = eff_thread_buffer(rows * width * cin * (long)sizeof(uint16_t));
+        if (!band) return 0;
+        eff_small_input_pad_band(input + (row / oh) * h * w * cin, h, w, cin, pad_left, first_row, rows, width, band,
+                                 sizeof(uint16_t), round_floats);
+        for (; row < band_end; row++) {
+            const uint16_t *top = band + ((row % oh) * stride - pad_top - first_row) * width * cin;
+            for (long ox0 = 0; ox0 < ow; ox0 += 12) {
+                long count = ow - ox0 < 12 ? ow - ox0 : 12;
+                const uint16_t *corner = top + ox0 * stride * cin;
+                for (long j0 = 0; j0 < n; j0 += 32) {
+                    long cols = n - j0 < 32 ? n - j0 : 32;
+                    int full = count == 12 && cols == 32;
+                    float *target = full ? out + (row * ow + ox0) * n + j0 : scratch;
+                    long ld = full ? n : 32;
+                    /* A last block of 16 columns reads its (zero) neighbour panel: the panels pad n to 32. */
+                    const uint32_t *b0 = panels + (j0 / 16) * pairs * 16;
+                    const float *block_bias = bias ? bias + j0 : 0;
+                    if (cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem: constant offsets */
+                        small_input_block_bf16(corner, width * 3, 3, 27, 2, tap_row, tap_column, b0, pairs * 16, target,
+                                               ld, block_bias, activation, cols);
+                    else
+                        small_input_block_bf16(corner, width * cin, cin, depth, stride, tap_row, tap_column, b0,
+                                               pairs * 16, target, ld, block_bias, activation, cols);
+                    if (!full)
+                        for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
+                }
+            }
+        }
+    }
+    return 1;
+}
 #else
 int eff_kernels_use_avx512_bf16(void) { return 0; }
 #endif
+
+int eff_conv_small_input_bf16(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
+                              long pad_left, long oh, long ow, const uint32_t *panels, long n_out, float *out,
+                              long row_begin, long row_end, const float *bias, int activation) {
+#if defined(__x86_64__)
+    if (eff_kernels_use_avx512_bf16() && k * k * cin <= 2 * EFF_SMALL_INPUT_MAX_PAIRS)
+        return small_input_rows_bf16(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, panels, n_out, out, row_begin,
+                                     row_end, bias, activation);
+#endif
+    return 0;
+}
 
 void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
                           const float *bias, int activation, const float *residual, long ldr) {

@@ -2,7 +2,10 @@
 #include "eff_kernels.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "small_input.h"
 #if defined(__linux__)
 #include <sched.h>
 #endif
@@ -904,91 +907,126 @@ EFF_GEMM_DRIVER(gemm_avx2, EFF_AVX2, 6, 1, epilogue_row_avx2, EFF_STORE_BLOCK)
 EFF_GEMM_DRIVER(gemm_avx512, EFF_AVX512, 12, 2, epilogue_row_avx512, EFF_FINISH_BLOCK_512)
 #endif
 
+/* Direct convolutions with few input channels (eff_conv_small_input and its bf16 version) run
+   band by band: the input rows under a few output rows are copied, zero-padded, into a buffer
+   wide enough for every block of 12 output pixels, so that the kernel checks no bounds. */
+long eff_small_input_band(long row, long row_end, long oh, long ow, long k, long stride, long pad_top, long *first_row,
+                          long *rows, long *width) {
+    long image_end = (row / oh + 1) * oh, end = row + EFF_SMALL_INPUT_BAND;
+    if (end > row_end) end = row_end;
+    if (end > image_end) end = image_end;
+    *first_row = (row % oh) * stride - pad_top;
+    *rows = (end - row - 1) * stride + k;
+    *width = ((ow + 11) / 12 * 12 - 1) * stride + k;
+    return end;
+}
+
+void eff_small_input_pad_band(const float *image, long h, long w, long cin, long pad_left, long first_row, long rows,
+                              long width, void *band, long element_size,
+                              void (*convert)(const float *src, long count, void *dst)) {
+    char *out = band;
+    long left = pad_left < width ? pad_left : width, columns = w < width - left ? w : width - left;
+    for (long y = 0; y < rows; y++) {
+        char *dst = out + y * width * cin * element_size;
+        long iy = first_row + y, inside = iy < 0 || iy >= h ? 0 : columns;
+        memset(dst, 0, (size_t)(left * cin * element_size));
+        if (inside) convert(image + iy * w * cin, inside * cin, dst + left * cin * element_size);
+        memset(dst + (left + inside) * cin * element_size, 0, (size_t)((width - left - inside) * cin * element_size));
+    }
+}
+
+static void copy_floats(const float *src, long count, void *dst) { memcpy(dst, src, (size_t)count * sizeof(float)); }
+
+void *eff_thread_buffer(long bytes) {
+    static _Thread_local void *buffer;
+    static _Thread_local long capacity;
+    if (bytes > capacity) {
+        void *grown = realloc(buffer, (size_t)bytes);
+        if (!grown) return 0;
+        buffer = grown;
+        capacity = bytes;
+    }
+    return buffer;
+}
+
 #if defined(__x86_64__)
-/* 12 output pixels (ox0 + i, clipped to the row's last) x 32 output channels of a direct
-   convolution with few input channels, over all k*k*c taps, then the fused epilogue. Taps over
-   the padding read as zero; CHECK 0 when none of the block's taps is outside the input and the
-   block is whole. Called with constant cin, k and stride, every load is at a fixed offset. */
+/* 12 output pixels x 32 output channels of a direct convolution with few input channels on a
+   zero-padded band (the window of pixel i starts i * stride pixels right of `corner`), over all
+   k * k * cin taps, then the fused epilogue. Called with constant cin, k and stride, every load is
+   at a fixed offset from `corner`. */
 static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
-    const int CHECK, const float *restrict image, long h, long w, const long cin, const long k, const long stride, long iy0, long ix0,
-    long last, const float *restrict b, long panel_stride, float *restrict c, long ldc, const float *bias, int activation,
-    const float *residual, long ldr, long cols) {
+    const float *restrict corner, long row_values, const long cin, const long k, const long stride,
+    const float *restrict b, long panel_stride, float *restrict c, long ldc, const float *bias, int activation, long cols) {
+    const float *residual = 0; /* for EFF_FINISH_BLOCK_512: a stem has no residual */
+    const long ldr = 0;
     eff_v16 acc[12][2];
     EFF_UNROLL for (int i = 0; i < 12; i++) { acc[i][0] = EFF_SPLAT16(0.0f); acc[i][1] = EFF_SPLAT16(0.0f); }
     long t = 0;
     for (long ky = 0; ky < k; ky++) {
-        long iy = iy0 + ky;
-        int row_inside = iy >= 0 && iy < h;
-        const float *in_row = image + iy * w * cin;
-        for (long kx = 0; kx < k; kx++) {
-            for (long ch = 0; ch < cin; ch++, t++) {
-                eff_v16 b0, b1;
-                __builtin_memcpy(&b0, b + t * 16, 64);
-                __builtin_memcpy(&b1, b + panel_stride + t * 16, 64);
-                EFF_UNROLL for (int i = 0; i < 12; i++) {
-                    long ix = ix0 + (CHECK ? (i < last ? i : last) : i) * stride + kx;
-                    float value = CHECK ? (row_inside && ix >= 0 && ix < w ? in_row[ix * cin + ch] : 0.0f) : in_row[ix * cin + ch];
-                    eff_v16 av = EFF_SPLAT16(value);
-                    acc[i][0] += av * b0;
-                    acc[i][1] += av * b1;
-                }
+        const float *in_row = corner + ky * row_values;
+        for (long r = 0; r < k * cin; r++, t++) {
+            eff_v16 b0, b1;
+            __builtin_memcpy(&b0, b + t * 16, 64);
+            __builtin_memcpy(&b1, b + panel_stride + t * 16, 64);
+            EFF_UNROLL for (int i = 0; i < 12; i++) {
+                eff_v16 av = EFF_SPLAT16(in_row[i * stride * cin + r]);
+                acc[i][0] += av * b0;
+                acc[i][1] += av * b1;
             }
         }
     }
     EFF_FINISH_BLOCK_512(12, 2)
 }
 
-static EFF_AVX512 void small_input_rows(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
-                                        long pad_left, long oh, long ow, const float *packed, long n, float *out,
-                                        long row_begin, long row_end, const float *bias, int activation) {
+static EFF_AVX512 int small_input_rows(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
+                                       long pad_left, long oh, long ow, const float *packed, long n, float *out,
+                                       long row_begin, long row_end, const float *bias, int activation) {
     long depth = k * k * cin;
     float scratch[12 * 32];
-    for (long row = row_begin; row < row_end; row++) {
-        long b = row / oh, oy = row % oh, iy0 = oy * stride - pad_top;
-        const float *image = input + b * h * w * cin;
-        int rows_inside = iy0 >= 0 && iy0 + k <= h;
-        for (long ox0 = 0; ox0 < ow; ox0 += 12) {
-            long count = ow - ox0 < 12 ? ow - ox0 : 12, ix0 = ox0 * stride - pad_left;
-            int inside = rows_inside && ix0 >= 0 && ix0 + (count - 1) * stride + k <= w;
-            for (long j0 = 0; j0 < n; j0 += 32) {
-                long cols = n - j0 < 32 ? n - j0 : 32;
-                int full = count == 12 && cols == 32;
-                float *target = full ? out + (row * ow + ox0) * n + j0 : scratch;
-                long ld = full ? n : 32;
-                const float *b0 = packed + (j0 / 16) * depth * 16;
-                /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
-                const float *block_bias = bias ? bias + j0 : 0;
-                if (inside && count == 12 && cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem */
-                    small_input_block(0, image, h, w, 3, 3, 2, iy0, ix0, 11, b0, depth * 16, target, ld, block_bias,
-                                      activation, 0, 0, cols);
-                else if (inside && count == 12)
-                    small_input_block(0, image, h, w, cin, k, stride, iy0, ix0, 11, b0, depth * 16, target, ld,
-                                      block_bias, activation, 0, 0, cols);
-                else
-                    small_input_block(1, image, h, w, cin, k, stride, iy0, ix0, count - 1, b0, depth * 16, target,
-                                      ld, block_bias, activation, 0, 0, cols);
-                if (!full)
-                    for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
+    for (long row = row_begin; row < row_end;) {
+        long first_row, rows, width;
+        long band_end = eff_small_input_band(row, row_end, oh, ow, k, stride, pad_top, &first_row, &rows, &width);
+        float *band = eff_thread_buffer(rows * width * cin * (long)sizeof(float));
+        if (!band) return 0;
+        eff_small_input_pad_band(input + (row / oh) * h * w * cin, h, w, cin, pad_left, first_row, rows, width, band,
+                                 sizeof(float), copy_floats);
+        for (; row < band_end; row++) {
+            const float *top = band + ((row % oh) * stride - pad_top - first_row) * width * cin;
+            for (long ox0 = 0; ox0 < ow; ox0 += 12) {
+                long count = ow - ox0 < 12 ? ow - ox0 : 12;
+                const float *corner = top + ox0 * stride * cin;
+                for (long j0 = 0; j0 < n; j0 += 32) {
+                    long cols = n - j0 < 32 ? n - j0 : 32;
+                    int full = count == 12 && cols == 32;
+                    float *target = full ? out + (row * ow + ox0) * n + j0 : scratch;
+                    long ld = full ? n : 32;
+                    const float *b0 = packed + (j0 / 16) * depth * 16;
+                    /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
+                    const float *block_bias = bias ? bias + j0 : 0;
+                    if (cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem: constant offsets */
+                        small_input_block(corner, width * 3, 3, 3, 2, b0, depth * 16, target, ld, block_bias, activation, cols);
+                    else
+                        small_input_block(corner, width * cin, cin, k, stride, b0, depth * 16, target, ld, block_bias,
+                                          activation, cols);
+                    if (!full)
+                        for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
+                }
             }
         }
     }
+    return 1;
 }
 
-/* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution with few input
-   channels, without im2col: for a stem's 3 channels a window row is only 9 values, and copying
-   them costs more than the products. Weights packed by eff_gemm_pack_b ([k*k*c][n] in HWIO
-   order). Returns 0 (nothing done) without AVX-512. */
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
-                         long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
+                         long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
                          const float *bias, int activation) {
     if (!eff_kernels_use_avx512()) return 0;
-    small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, packed, n, out, row_begin, row_end, bias,
-                     activation);
-    return 1;
+    return small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, packed, n_out, out, row_begin, row_end,
+                            bias, activation);
 }
 #else
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
-                         long oh, long ow, const float *packed, long n, float *out, long row_begin, long row_end,
+                         long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
                          const float *bias, int activation) {
     return 0;
 }

@@ -270,34 +270,38 @@ public struct Conv2D: Sendable {
 
     /// A stem's convolution (a few input channels) computed directly, output row by output row
     /// over the threads: im2col would copy its 9-value window rows one by one
-    /// (`eff_conv_small_input`; the sums in the order of the GEMM). In bfloat16 the products are
-    /// those of bf16-rounded inputs and weights, as in the bf16 GEMM. False, with nothing done,
-    /// on CPUs without AVX-512.
+    /// (`eff_conv_small_input`, or `eff_conv_small_input_bf16` with the layer's bf16 panels; the
+    /// numbers are those of the GEMM on the im2col matrix). False, with nothing done, where
+    /// those kernels do not run (no AVX-512, or bfloat16 without AVX512_BF16: the GEMM path runs).
     private func directSmallInput(_ input: Tensor, pad: Padding, into output: inout Tensor) -> Bool {
         let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (output.shape[1], output.shape[2])
-        guard eff_kernels_use_avx512() != 0 else { return false }
-        // In bfloat16: the inputs and weights rounded to bf16 first, their products summed in float32.
         let bfloat16 = Precision.current == .bfloat16
-        let weights = bfloat16 ? bf16Panels.roundedFloats(of: packedWeight) : packedWeight
-        let source = bfloat16 ? roundedToBFloat16(input) : input
-        weights.withUnsafeBufferPointer { weights in
-            bias.withUnsafeBufferPointer { bias in
-                source.withUnsafeBufferPointer { src in
-                    output.withUnsafeMutableBufferPointer { out in
-                        guard let weights = weights.baseAddress, let bias = bias.baseAddress, let src = src.baseAddress,
-                              let out = out.baseAddress else { return }
-                        let q = UncheckedSendable((weights, bias, src, out))
-                        Threading.parallelFor(n * oh) { range in
-                            _ = eff_conv_small_input(q.value.2, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, q.value.0,
-                                                     outChannels, q.value.3, range.lowerBound, range.upperBound, q.value.1,
-                                                     activation.kernelCode)
+        guard bfloat16 ? eff_kernels_use_avx512_bf16() != 0 && kernelSize * kernelSize * c <= 2 * Int(EFF_SMALL_INPUT_MAX_PAIRS)
+            : eff_kernels_use_avx512() != 0 else { return false }
+        let failed = Atomic<Bool>(false)
+        withWeights { weights in
+            input.withUnsafeBufferPointer { src in
+                output.withUnsafeMutableBufferPointer { out in
+                    guard let src = src.baseAddress, let out = out.baseAddress else { return }
+                    let q = UncheckedSendable((src, out))
+                    Threading.parallelFor(n * oh) { range in
+                        let done = if let panels = weights.bf16Weights {
+                            eff_conv_small_input_bf16(q.value.0, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, panels,
+                                                      outChannels, q.value.1, range.lowerBound, range.upperBound, weights.bias,
+                                                      weights.activation)
+                        } else {
+                            eff_conv_small_input(q.value.0, h, w, c, kernelSize, stride, pad.top, pad.left, oh, ow, weights.weights,
+                                                 outChannels, q.value.1, range.lowerBound, range.upperBound, weights.bias,
+                                                 weights.activation)
                         }
+                        if done == 0 { failed.store(true, ordering: .relaxed) }
                     }
                 }
             }
         }
-        return true
+        // Out of memory for a band: the GEMM path computes every row again.
+        return !failed.load(ordering: .relaxed)
     }
 
     /// Channels, stride and dilation for `OperatorProfile`.
@@ -432,22 +436,10 @@ struct LayerWeights: @unchecked Sendable {
     }
 }
 
-/// A convolution's packed weights rounded to bf16 pairs (`eff_gemm_pack_bf16`), or to bf16 values
-/// kept as float32, made once, at the first call in bfloat16, by whichever thread comes first.
+/// A convolution's packed weights rounded to bf16 pairs (`eff_gemm_pack_bf16`), made once, at the
+/// first call in bfloat16, by whichever thread comes first.
 final class BF16Panels: Sendable {
     private let storage = Mutex<[UInt32]?>(nil)
-    private let rounded = Mutex<Tensor?>(nil)
-
-    /// The float32 panels with every weight rounded to bf16 (nearest even), for the direct
-    /// small-input convolution; made once.
-    func roundedFloats(of packed: Tensor) -> Tensor {
-        rounded.withLock { stored in
-            if let stored { return stored }
-            let copy = roundedToBFloat16(packed)
-            stored = copy
-            return copy
-        }
-    }
 
     func panels(of packed: Tensor, depth: Int, columns: Int) -> [UInt32] {
         storage.withLock { stored in
@@ -463,16 +455,4 @@ final class BF16Panels: Sendable {
             return panels
         }
     }
-}
-
-/// `tensor` with every value rounded to bf16 (nearest even), kept as float32.
-func roundedToBFloat16(_ tensor: Tensor) -> Tensor {
-    var rounded = Tensor(uninitialized: tensor.shape)
-    tensor.withUnsafeBufferPointer { source in
-        rounded.withUnsafeMutableBufferPointer { destination in
-            guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
-            eff_round_to_bf16(source, tensor.count, destination)
-        }
-    }
-    return rounded
 }

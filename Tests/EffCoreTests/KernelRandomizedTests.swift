@@ -104,6 +104,55 @@ import Testing
         }
     }
 
+    /// The direct small-input kernels (float32 and bf16, band by band on rows copied with their
+    /// padding) give exactly the numbers of the GEMM on the im2col matrix, which they replace:
+    /// the same products summed in the same order (bf16: the same pairs of taps), at any
+    /// padding, batch, partial pixel or channel block and thread split.
+    @Test(arguments: [1, 2])
+    func smallInputConvolutionIsTheGEMMOnIm2col(threads: Int) throws {
+        Threading.setThreadCount(threads)
+        defer { Threading.setThreadCount(nil) }
+        var rng = SeededGenerator(seed: 4242 + UInt64(threads))
+        let precisions: [Precision] = eff_kernels_use_avx512_bf16() != 0 ? [.float32, .bfloat16] : [.float32]
+        guard eff_kernels_use_avx512() != 0 else { return }
+        for trial in 0..<32 {
+            let cin = trial % 3 == 0 ? 3 : Int.random(in: 1...4, using: &rng)
+            let k = trial % 4 == 3 ? 5 : 3, stride = trial % 2 == 0 ? 2 : 1
+            let mode = [PaddingMode.same, .symmetric, .valid, .explicit(2)][trial % 4]
+            let (h, w) = (Int.random(in: 5...45, using: &rng), Int.random(in: 5...70, using: &rng))
+            let cout = [8, 16, 32, 40, 64].randomElement(using: &rng)!, n = trial % 5 == 0 ? 2 : 1
+            let activation = Activation.allCases.randomElement(using: &rng)!
+            let x = randomTensor([n, h, w, cin], &rng)
+            let conv = try Conv2D(weight: randomTensor([cout, cin, k, k], &rng), bias: randomTensor([cout], &rng), stride: stride,
+                                  padding: mode, activation: activation)
+            let pad = Padding(mode, height: h, width: w, kernel: k, stride: stride)
+            let (oh, ow) = try conv.outputSize(height: h, width: w)
+            let depth = k * k * cin
+            var columns = [Float](repeating: 0, count: n * oh * ow * depth)
+            x.withUnsafeBufferPointer { src in
+                for image in 0..<n {
+                    eff_im2col(src.baseAddress! + image * h * w * cin, h, w, cin, k, stride, 1, pad.top, pad.left, oh, ow, 0,
+                               oh * ow, &columns[image * oh * ow * depth])
+                }
+            }
+            let weights = conv.packedWeight.withUnsafeBufferPointer { Array($0) }, bias = conv.bias.withUnsafeBufferPointer { Array($0) }
+            for precision in precisions {
+                var expected = [Float](repeating: .nan, count: n * oh * ow * cout)
+                if precision == .bfloat16 {
+                    var panels = [UInt32](repeating: 0, count: eff_gemm_packed_bf16_size(depth, cout))
+                    eff_gemm_pack_bf16(weights, depth, cout, &panels)
+                    eff_gemm_packed_bf16(columns, depth, n * oh * ow, depth, panels, cout, &expected, cout, bias,
+                                         activation.kernelCode, nil, 0)
+                } else {
+                    eff_gemm_packed(columns, depth, n * oh * ow, depth, weights, cout, &expected, cout, bias, activation.kernelCode, nil, 0)
+                }
+                let direct = try Precision.withPrecision(precision) { try conv(x) }
+                let same = direct.withUnsafeBufferPointer { Array($0) == expected }
+                #expect(same, "\(precision) small-input conv k\(k) s\(stride) \(mode) \(activation) \(x.shape)->\(cout)")
+            }
+        }
+    }
+
     /// A 1x1 convolution of a depthwise convolution computed band by band gives the numbers of
     /// the two applied one after the other: several bands, wide rows, strides, dilation,
     /// residual, one and two threads.

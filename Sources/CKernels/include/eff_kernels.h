@@ -85,8 +85,10 @@ void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, cons
 
 /* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution (dilation 1)
    of input [n, h, w, cin] with few input channels (a stem's 3), computed directly, without an
-   im2col matrix: out [n, oh, ow, n_out] = act(conv + bias), weights packed by eff_gemm_pack_b from
-   the [k * k * cin][n_out] (HWIO) matrix. Returns 0, having done nothing, on CPUs without AVX-512. */
+   im2col matrix (band by band, on the rows copied with their zero padding):
+   out [n, oh, ow, n_out] = act(conv + bias), weights packed by eff_gemm_pack_b from the
+   [k * k * cin][n_out] (HWIO) matrix; the numbers are those of the GEMM on the im2col matrix.
+   Returns 0 on CPUs without AVX-512, having done nothing, or if out of memory. */
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
                          const float *bias, int activation);
@@ -106,12 +108,18 @@ long eff_gemm_packed_bf16_size(long k, long n);
    each [(k + 1) / 2][16] lanes holding rows 2p (low half) and 2p + 1 (high half). */
 void eff_gemm_pack_bf16(const float *packed, long k, long n, uint32_t *out);
 
-/* out[i] = in[i] rounded to bf16 (nearest even), kept as float32; in place allowed. */
-void eff_round_to_bf16(const float *in, long count, float *out);
-
 /* eff_gemm_packed with A rounded to bf16 on the fly and B packed by eff_gemm_pack_bf16. */
 void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
                           const float *bias, int activation, const float *residual, long ldr);
+
+/* eff_conv_small_input in bfloat16 with the layer's eff_gemm_pack_bf16 panels of the same
+   [k * k * cin][n_out] matrix: the numbers are those of the bf16 GEMM on the im2col matrix.
+   Returns 0 on CPUs without AVX512_BF16 or for windows of more than 2 * EFF_SMALL_INPUT_MAX_PAIRS
+   values, having done nothing, or if out of memory. */
+#define EFF_SMALL_INPUT_MAX_PAIRS 64
+int eff_conv_small_input_bf16(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
+                              long pad_left, long oh, long ow, const uint32_t *panels, long n_out, float *out,
+                              long row_begin, long row_end, const float *bias, int activation);
 
 /* Rows of A rounded to bf16 once for several eff_gemm_rounded_bf16 calls (a layer whose output
    columns are split over threads): m rows of eff_bf16_row_width(k) values, the pad zero. */
