@@ -137,6 +137,10 @@ struct MBConvBlock: Sendable {
             x = try depthwise.expanding(input, by: expand)
         } else if let expand {
             x = try depthwise.expandingChannels(input, by: expand)
+        } else if squeezeExcite == nil {
+            // No expansion (a depthwise-separable block): the projection takes the depthwise
+            // output band by band, so it never goes through memory.
+            return try project(depthwise: depthwise, of: input, residual: residual)
         } else {
             x = try depthwise(input)
         }
