@@ -300,10 +300,11 @@ import Testing
         for k in [3, 5] { for stride in [1, 2] { for dilation in [1, 2, 4] {
             // Any width, and multiples of 8 on rows wide enough for several register blocks plus
             // edges (the AVX2 path's blocks of 4 columns; the AVX-512 path's 8 columns by 16
-            // channels, the last 16 masked when the count is no multiple of 16).
+            // channels, the last 16 masked when the count is no multiple of 16, and its runs of
+            // 3x3 blocks inside wide rows, with and without a residual).
             for (mode, wide) in [(PaddingMode.same, false), (.symmetric, false), (.same, true), (.symmetric, true)] {
                 let activation = Activation.allCases.randomElement(using: &rng)!
-                let (h, w) = (Int.random(in: 1...19, using: &rng), Int.random(in: wide ? 12...47 : 1...19, using: &rng))
+                let (h, w) = (Int.random(in: 1...19, using: &rng), Int.random(in: wide ? 12...70 : 1...19, using: &rng))
                 let c = wide ? [8, 16, 24, 40, 48].randomElement(using: &rng)! : Self.channelChoices.randomElement(using: &rng)!
                 let x = randomTensor([1, h, w, c], &rng)
                 let weight = randomTensor([c, 1, k, k], &rng), bias = randomTensor([c], &rng)
@@ -312,7 +313,7 @@ import Testing
                 let padding = Padding(mode, height: h, width: w, kernel: k, stride: stride, dilation: dilation)
                 let outH = (h + padding.top + padding.bottom - dilation * (k - 1) - 1) / stride + 1
                 let outW = (w + padding.left + padding.right - dilation * (k - 1) - 1) / stride + 1
-                let residual = dilation == 2 ? randomTensor([1, outH, outW, c], &rng) : nil
+                let residual = dilation == 2 || (wide && mode == .same) ? randomTensor([1, outH, outW, c], &rng) : nil
                 let fast = try conv(x, residual: residual)
                 let reference = referenceConv(x, weight: weight, bias: bias, stride: stride, dilation: dilation,
                                               padding: padding, groups: c, activation: activation, residual: residual)
