@@ -166,7 +166,7 @@ EFF_GEMM_MICRO_BF16(bf16_1x1, 1, 1)
    epilogue. */
 static EFF_AVX512_BF16 void gemm_bf16_rounded_avx512(const uint32_t *rows32, long m, long pairs, const uint32_t *packed,
                                                      long n, float *c, long ldc, const float *bias, int activation,
-                                                     const float *residual, long ldr) {
+                                                     const float *residual, long ldr, long prefetch_after) {
     float scratch[12 * 32];
     for (long j0 = 0; j0 < n; j0 += 32) {
         const uint32_t *b = packed + (j0 / 16) * pairs * 16;
@@ -179,9 +179,10 @@ static EFF_AVX512_BF16 void gemm_bf16_rounded_avx512(const uint32_t *rows32, lon
             long ld = full ? ldc : 32;
             const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;
             const uint32_t *ai = rows32 + i0 * pairs;
-            /* The first row block also fetches the next column block's weights: they come from
-               memory (a pass reads each layer's once), and with few rows nothing hides the wait. */
-            const uint32_t *next = i0 == 0 && j0 + 32 < n ? packed + ((j0 + 32) / 16) * pairs * 16 : 0;
+            /* The first row block also fetches the next column block's weights (past n when the
+               caller's next call reads them): they come from memory (a pass reads each layer's
+               once), and with few rows nothing hides the wait. */
+            const uint32_t *next = i0 == 0 && j0 + 32 < n + prefetch_after ? packed + ((j0 + 32) / 16) * pairs * 16 : 0;
             if (narrow) {
                 if (rows == 12) bf16_12x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
                 else if (rows == 4) bf16_4x1(ai, pairs, pairs, b, pairs * 16, target, ld, block_bias, activation, block_residual, ldr, cols, next);
@@ -213,7 +214,7 @@ static EFF_AVX512_BF16 int gemm_bf16_avx512(const float *a, long lda, long m, lo
         rounded_capacity = m * width;
     }
     round_rows(a, lda, m, k, rounded_rows, width);
-    gemm_bf16_rounded_avx512((const uint32_t *)rounded_rows, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr);
+    gemm_bf16_rounded_avx512((const uint32_t *)rounded_rows, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr, 0);
     return 1;
 }
 
@@ -340,11 +341,12 @@ void eff_bf16_round_rows(const float *a, long lda, long m, long k, uint16_t *out
 }
 
 void eff_gemm_rounded_bf16(const uint16_t *a, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
-                           const float *bias, int activation, const float *residual, long ldr) {
+                           const float *bias, int activation, const float *residual, long ldr, long prefetch_after) {
     long pairs = (k + 1) / 2;
 #if defined(__x86_64__)
     if (eff_kernels_use_avx512_bf16()) {
-        gemm_bf16_rounded_avx512((const uint32_t *)a, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr);
+        gemm_bf16_rounded_avx512((const uint32_t *)a, m, pairs, packed, n, c, ldc, bias, activation, residual, ldr,
+                                 prefetch_after);
         return;
     }
 #endif

@@ -839,7 +839,8 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
     EFF_GEMM_MICRO(NAME##_4_narrow, ATTR, 4, 1, FINISH)                                                        \
     EFF_GEMM_MICRO(NAME##_1_narrow, ATTR, 1, 1, FINISH)                                                        \
     static ATTR void NAME(const float *a, long lda, long m, long k, const float *packed, long n, float *c,      \
-                          long ldc, const float *bias, int activation, const float *residual, long ldr) {      \
+                          long ldc, const float *bias, int activation, const float *residual, long ldr,         \
+                          long prefetch_after) {                                                               \
         const long width = 16 * NV;                                                                            \
         float scratch[MR * 16 * NV];                                                                           \
         for (long j0 = 0; j0 < n; j0 += width) {                                                               \
@@ -852,9 +853,10 @@ void eff_gemm_pack_b(const float *b, long k, long n, float *packed) {
                 float *target = full ? c + i0 * ldc + j0 : scratch;                                            \
                 long ld = full ? ldc : width;                                                                  \
                 const float *block_residual = residual ? residual + i0 * ldr + j0 : 0;                         \
-                /* The first row block also fetches the next column block's weights: they come from  \
-                   memory (a pass reads each layer's once), and with few rows nothing hides the wait. */ \
-                const float *next = i0 == 0 && j0 + width < n ? packed + ((j0 + width) / 16) * k * 16 : 0;     \
+                /* The first row block also fetches the next column block's weights (past n when the \
+                   caller's next call reads them): they come from memory (a pass reads each layer's   \
+                   once), and with few rows nothing hides the wait. */                               \
+                const float *next = i0 == 0 && j0 + width < n + prefetch_after ? packed + ((j0 + width) / 16) * k * 16 : 0; \
                 int done;                                                                                      \
                 const float *ai = a + i0 * lda;                                                                \
                 if (NV > 1 && cols <= 16) {                                                                    \
@@ -1033,15 +1035,15 @@ int eff_conv_small_input(const float *input, long h, long w, long cin, long k, l
 #endif
 
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
-                         long ldc, const float *bias, int activation, const float *residual, long ldr) {
+                         long ldc, const float *bias, int activation, const float *residual, long ldr, long prefetch_after) {
 #if defined(__x86_64__)
-    if (isa >= 2 && eff_kernels_use_avx512()) { gemm_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr); return; }
-    if (isa >= 1 && eff_kernels_use_avx2()) { gemm_avx2(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr); return; }
+    if (isa >= 2 && eff_kernels_use_avx512()) { gemm_avx512(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr, prefetch_after); return; }
+    if (isa >= 1 && eff_kernels_use_avx2()) { gemm_avx2(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr, prefetch_after); return; }
 #endif
     gemm_openblas(a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
 }
 
 void eff_gemm_packed(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,
-                     const float *bias, int activation, const float *residual, long ldr) {
-    eff_gemm_packed_isa(2, a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr);
+                     const float *bias, int activation, const float *residual, long ldr, long prefetch_after) {
+    eff_gemm_packed_isa(2, a, lda, m, k, packed, n, c, ldc, bias, activation, residual, ldr, prefetch_after);
 }

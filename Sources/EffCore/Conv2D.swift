@@ -159,7 +159,8 @@ public struct Conv2D: Sendable {
                     Threading.parallelFor(blocks) { range in
                         let n0 = range.lowerBound * 32, n1 = min(outChannels, range.upperBound * 32)
                         p.layer.gemm(a, rows: rows, depth: inChannels, columns: n1 - n0, firstColumn: n0,
-                                     output: p.output + n0, ldc: p.ldc, residual: p.residual.map { $0 + n0 })
+                                     output: p.output + n0, ldc: p.ldc, residual: p.residual.map { $0 + n0 },
+                                     prefetchAfter: outChannels - n1)
                     }
                 }
             }
@@ -396,13 +397,13 @@ struct LayerWeights: @unchecked Sendable {
     /// with the layer's bias, activation and `residual` (rows `ldc` apart), in the layer's
     /// precision. `firstColumn` is a multiple of 32 (whole panel pairs).
     func gemm(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, columns: Int, firstColumn: Int = 0,
-              output: UnsafeMutablePointer<Float>, ldc: Int, residual: UnsafePointer<Float>?) {
+              output: UnsafeMutablePointer<Float>, ldc: Int, residual: UnsafePointer<Float>?, prefetchAfter: Int = 0) {
         if let bf16Weights {
             eff_gemm_packed_bf16(a, lda, rows, depth, bf16Weights + firstColumn * ((depth + 1) / 2), columns, output, ldc,
                                  bias + firstColumn, activation, residual, ldc)
         } else {
             eff_gemm_packed(a, lda, rows, depth, weights + firstColumn * depth, columns, output, ldc,
-                            bias + firstColumn, activation, residual, ldc)
+                            bias + firstColumn, activation, residual, ldc, prefetchAfter)
         }
     }
 
@@ -423,15 +424,17 @@ struct LayerWeights: @unchecked Sendable {
         body(SharedRows(floats: a, rounded: rounded))
     }
 
-    /// `gemm` on rows from `withSharedRows`.
+    /// `gemm` on rows from `withSharedRows`, for a slice of the columns; the weights of the
+    /// `prefetchAfter` columns after it (the slice this thread most likely takes next) are
+    /// fetched meanwhile.
     func gemm(_ a: SharedRows, rows: Int, depth: Int, columns: Int, firstColumn: Int, output: UnsafeMutablePointer<Float>, ldc: Int,
-              residual: UnsafePointer<Float>?) {
+              residual: UnsafePointer<Float>?, prefetchAfter: Int) {
         if let bf16Weights, let rounded = a.rounded {
             eff_gemm_rounded_bf16(rounded, rows, depth, bf16Weights + firstColumn * ((depth + 1) / 2), columns, output, ldc,
-                                  bias + firstColumn, activation, residual, ldc)
+                                  bias + firstColumn, activation, residual, ldc, prefetchAfter)
         } else {
             gemm(a.floats, lda: depth, rows: rows, depth: depth, columns: columns, firstColumn: firstColumn, output: output,
-                 ldc: ldc, residual: residual)
+                 ldc: ldc, residual: residual, prefetchAfter: prefetchAfter)
         }
     }
 }

@@ -159,7 +159,8 @@ extension DepthwiseConv2D {
                                 Threading.parallelFor((channels + 31) / 32) { range in
                                     let c0 = range.lowerBound * 32, c1 = min(channels, range.upperBound * 32)
                                     weights.gemm(rows, rows: h * w, depth: c, columns: c1 - c0, firstColumn: c0,
-                                                 output: p.value.0 + c0, ldc: channels, residual: nil)
+                                                 output: p.value.0 + c0, ldc: channels, residual: nil,
+                                                 prefetchAfter: channels - c1)
                                     computeRows(0..<g.outHeight, of: p.value.0, g, into: p.value.1, residual: nil, channelRange: c0..<c1)
                                 }
                             }

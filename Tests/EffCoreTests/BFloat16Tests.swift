@@ -84,7 +84,7 @@ import Testing
             let columnResidual = residual.map { Array($0[first...]) }
             c.withUnsafeMutableBufferPointer { c in
                 eff_gemm_rounded_bf16(rows, m, k, columnPanels, n - first, c.baseAddress! + first, n, columnBias,
-                                      activation.kernelCode, columnResidual, n)
+                                      activation.kernelCode, columnResidual, n, 0)
             }
             for i in 0..<m { for j in 0..<n {
                 if j < first { #expect(c[i * n + j].isNaN, "wrote column \(j) before \(first)") }

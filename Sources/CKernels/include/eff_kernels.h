@@ -75,13 +75,16 @@ long eff_gemm_packed_size(long k, long n);
 void eff_gemm_pack_b(const float *b, long k, long n, float *packed);
 
 /* c[m x n] (rows ldc apart) = act(a[m x k] (rows lda apart) * B + bias) + residual (rows ldr
-   apart), B packed by eff_gemm_pack_b; bias and residual may be NULL. */
+   apart), B packed by eff_gemm_pack_b; bias and residual may be NULL. prefetch_after: columns of
+   B past the n computed here that the caller's next call on this thread reads (a layer split by
+   output columns); the first block of them is fetched from memory during this call. */
 void eff_gemm_packed(const float *a, long lda, long m, long k, const float *packed, long n, float *c, long ldc,
-                     const float *bias, int activation, const float *residual, long ldr);
+                     const float *bias, int activation, const float *residual, long ldr, long prefetch_after);
 
 /* The same with the instruction set capped (0 OpenBLAS, 1 AVX2, 2 AVX-512), for the tests. */
 void eff_gemm_packed_isa(int isa, const float *a, long lda, long m, long k, const float *packed, long n, float *c,
-                         long ldc, const float *bias, int activation, const float *residual, long ldr);
+                         long ldc, const float *bias, int activation, const float *residual, long ldr,
+                         long prefetch_after);
 
 /* Output rows [row_begin, row_end) (row = image * oh + y) of a k x k convolution (dilation 1)
    of input [n, h, w, cin] with few input channels (a stem's 3), computed directly, without an
@@ -126,9 +129,10 @@ int eff_conv_small_input_bf16(const float *input, long h, long w, long cin, long
 long eff_bf16_row_width(long k);
 void eff_bf16_round_rows(const float *a, long lda, long m, long k, uint16_t *out);
 
-/* eff_gemm_packed_bf16 on rows rounded by eff_bf16_round_rows. */
+/* eff_gemm_packed_bf16 on rows rounded by eff_bf16_round_rows; prefetch_after as for
+   eff_gemm_packed. */
 void eff_gemm_rounded_bf16(const uint16_t *a, long m, long k, const uint32_t *packed, long n, float *c, long ldc,
-                           const float *bias, int activation, const float *residual, long ldr);
+                           const float *bias, int activation, const float *residual, long ldr, long prefetch_after);
 
 /* The same numbers one multiply at a time (what CPUs without AVX512_BF16 run), for the tests. */
 void eff_gemm_packed_bf16_portable(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c,
