@@ -259,50 +259,27 @@ static inline EFF_AVX512_BF16 __attribute__((always_inline)) int small_input_blo
 
 static EFF_AVX512_BF16 void round_floats(const float *src, long count, void *dst) { round_values(src, count, dst); }
 
-static EFF_AVX512_BF16 int small_input_rows_bf16(const float *input, long h, long w, long cin, long k, long stride,
-                                                 long pad_top, long pad_left, long oh, long ow, const uint32_t *panels,
-                                                 long n, float *out, long row_begin, long row_end, const float *bias,
-                                                 int activation) {
-    long depth = k * k * cin, pairs = (depth + 1) / 2;
+/* eff_conv_small_input_bf16's layer, for its blocks: the panels and where each tap lies. */
+typedef struct {
+    const uint32_t *panels;
+    const float *bias;
+    long cin, stride, depth, pairs;
+    int activation;
     long tap_row[2 * EFF_SMALL_INPUT_MAX_PAIRS], tap_column[2 * EFF_SMALL_INPUT_MAX_PAIRS];
-    for (long t = 0; t < depth; t++) {
-        tap_row[t] = t / (k * cin);
-        tap_column[t] = t % (k * cin);
-    }
-    float scratch[12 * 32];
-    for (long row = row_begin; row < row_end;) {
-        long first_row, rows, width;
-        long band_end = eff_small_input_band(row, row_end, oh, ow, k, stride, pad_top, &first_row, &rows, &width);
-        uint16_t *band = eff_thread_buffer(rows * width * cin * (long)sizeof(uint16_t));
-        if (!band) return 0;
-        eff_small_input_pad_band(input + (row / oh) * h * w * cin, h, w, cin, pad_left, first_row, rows, width, band,
-                                 sizeof(uint16_t), round_floats);
-        for (; row < band_end; row++) {
-            const uint16_t *top = band + ((row % oh) * stride - pad_top - first_row) * width * cin;
-            for (long ox0 = 0; ox0 < ow; ox0 += 12) {
-                long count = ow - ox0 < 12 ? ow - ox0 : 12;
-                const uint16_t *corner = top + ox0 * stride * cin;
-                for (long j0 = 0; j0 < n; j0 += 32) {
-                    long cols = n - j0 < 32 ? n - j0 : 32;
-                    int full = count == 12 && cols == 32;
-                    float *target = full ? out + (row * ow + ox0) * n + j0 : scratch;
-                    long ld = full ? n : 32;
-                    /* A last block of 16 columns reads its (zero) neighbour panel: the panels pad n to 32. */
-                    const uint32_t *b0 = panels + (j0 / 16) * pairs * 16;
-                    const float *block_bias = bias ? bias + j0 : 0;
-                    if (cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem: constant offsets */
-                        small_input_block_bf16(corner, width * 3, 3, 27, 2, tap_row, tap_column, b0, pairs * 16, target,
-                                               ld, block_bias, activation, cols);
-                    else
-                        small_input_block_bf16(corner, width * cin, cin, depth, stride, tap_row, tap_column, b0,
-                                               pairs * 16, target, ld, block_bias, activation, cols);
-                    if (!full)
-                        for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
-                }
-            }
-        }
-    }
-    return 1;
+} small_input_layer_bf16;
+
+static EFF_AVX512_BF16 void small_input_block_pairs(const void *corner, long width, long j0, float *target, long ld, long cols,
+                                                    const void *layer) {
+    const small_input_layer_bf16 *l = layer;
+    /* A last block of 16 columns reads its (zero) neighbour panel: the panels pad n to 32. */
+    const uint32_t *b0 = l->panels + (j0 / 16) * l->pairs * 16;
+    const float *bias = l->bias ? l->bias + j0 : 0;
+    if (l->cin == 3 && l->depth == 27 && l->stride == 2) /* every EfficientNet's stem: constant offsets */
+        small_input_block_bf16(corner, width * 3, 3, 27, 2, l->tap_row, l->tap_column, b0, l->pairs * 16, target, ld, bias,
+                               l->activation, cols);
+    else
+        small_input_block_bf16(corner, width * l->cin, l->cin, l->depth, l->stride, l->tap_row, l->tap_column, b0,
+                               l->pairs * 16, target, ld, bias, l->activation, cols);
 }
 #else
 int eff_kernels_use_avx512_bf16(void) { return 0; }
@@ -312,11 +289,18 @@ int eff_conv_small_input_bf16(const float *input, long h, long w, long cin, long
                               long pad_left, long oh, long ow, const uint32_t *panels, long n_out, float *out,
                               long row_begin, long row_end, const float *bias, int activation) {
 #if defined(__x86_64__)
-    if (eff_kernels_use_avx512_bf16() && k * k * cin <= 2 * EFF_SMALL_INPUT_MAX_PAIRS)
-        return small_input_rows_bf16(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, panels, n_out, out, row_begin,
-                                     row_end, bias, activation);
-#endif
+    long depth = k * k * cin;
+    if (!eff_kernels_use_avx512_bf16() || depth > 2 * EFF_SMALL_INPUT_MAX_PAIRS) return 0;
+    small_input_layer_bf16 layer = {panels, bias, cin, stride, depth, (depth + 1) / 2, activation, {0}, {0}};
+    for (long t = 0; t < depth; t++) {
+        layer.tap_row[t] = t / (k * cin);
+        layer.tap_column[t] = t % (k * cin);
+    }
+    return eff_small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, n_out, out, row_begin, row_end,
+                                sizeof(uint16_t), round_floats, small_input_block_pairs, &layer);
+#else
     return 0;
+#endif
 }
 
 void eff_gemm_packed_bf16(const float *a, long lda, long m, long k, const uint32_t *packed, long n, float *c, long ldc,

@@ -980,51 +980,32 @@ static inline EFF_AVX512 __attribute__((always_inline)) int small_input_block(
     EFF_FINISH_BLOCK_512(12, 2)
 }
 
-static EFF_AVX512 int small_input_rows(const float *input, long h, long w, long cin, long k, long stride, long pad_top,
-                                       long pad_left, long oh, long ow, const float *packed, long n, float *out,
-                                       long row_begin, long row_end, const float *bias, int activation) {
-    long depth = k * k * cin;
-    float scratch[12 * 32];
-    for (long row = row_begin; row < row_end;) {
-        long first_row, rows, width;
-        long band_end = eff_small_input_band(row, row_end, oh, ow, k, stride, pad_top, &first_row, &rows, &width);
-        float *band = eff_thread_buffer(rows * width * cin * (long)sizeof(float));
-        if (!band) return 0;
-        eff_small_input_pad_band(input + (row / oh) * h * w * cin, h, w, cin, pad_left, first_row, rows, width, band,
-                                 sizeof(float), copy_floats);
-        for (; row < band_end; row++) {
-            const float *top = band + ((row % oh) * stride - pad_top - first_row) * width * cin;
-            for (long ox0 = 0; ox0 < ow; ox0 += 12) {
-                long count = ow - ox0 < 12 ? ow - ox0 : 12;
-                const float *corner = top + ox0 * stride * cin;
-                for (long j0 = 0; j0 < n; j0 += 32) {
-                    long cols = n - j0 < 32 ? n - j0 : 32;
-                    int full = count == 12 && cols == 32;
-                    float *target = full ? out + (row * ow + ox0) * n + j0 : scratch;
-                    long ld = full ? n : 32;
-                    const float *b0 = packed + (j0 / 16) * depth * 16;
-                    /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
-                    const float *block_bias = bias ? bias + j0 : 0;
-                    if (cin == 3 && k == 3 && stride == 2) /* every EfficientNet's stem: constant offsets */
-                        small_input_block(corner, width * 3, 3, 3, 2, b0, depth * 16, target, ld, block_bias, activation, cols);
-                    else
-                        small_input_block(corner, width * cin, cin, k, stride, b0, depth * 16, target, ld, block_bias,
-                                          activation, cols);
-                    if (!full)
-                        for (long i = 0; i < count; i++) memcpy(out + (row * ow + ox0 + i) * n + j0, scratch + i * 32, cols * sizeof(float));
-                }
-            }
-        }
-    }
-    return 1;
+/* eff_conv_small_input's layer, for its blocks. */
+typedef struct {
+    const float *packed, *bias;
+    long cin, k, stride, depth;
+    int activation;
+} small_input_layer;
+
+static EFF_AVX512 void small_input_block_f32(const void *corner, long width, long j0, float *target, long ld, long cols,
+                                             const void *layer) {
+    const small_input_layer *l = layer;
+    /* A last block of 16 columns reads its (zero) neighbour panel: eff_gemm_pack_b pads n to 32. */
+    const float *b0 = l->packed + (j0 / 16) * l->depth * 16, *bias = l->bias ? l->bias + j0 : 0;
+    if (l->cin == 3 && l->k == 3 && l->stride == 2) /* every EfficientNet's stem: constant offsets */
+        small_input_block(corner, width * 3, 3, 3, 2, b0, l->depth * 16, target, ld, bias, l->activation, cols);
+    else
+        small_input_block(corner, width * l->cin, l->cin, l->k, l->stride, b0, l->depth * 16, target, ld, bias,
+                          l->activation, cols);
 }
 
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
                          long oh, long ow, const float *packed, long n_out, float *out, long row_begin, long row_end,
                          const float *bias, int activation) {
     if (!eff_kernels_use_avx512()) return 0;
-    return small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, packed, n_out, out, row_begin, row_end,
-                            bias, activation);
+    small_input_layer layer = {packed, bias, cin, k, stride, k * k * cin, activation};
+    return eff_small_input_rows(input, h, w, cin, k, stride, pad_top, pad_left, oh, ow, n_out, out, row_begin, row_end,
+                                sizeof(float), copy_floats, small_input_block_f32, &layer);
 }
 #else
 int eff_conv_small_input(const float *input, long h, long w, long cin, long k, long stride, long pad_top, long pad_left,
