@@ -395,7 +395,9 @@ struct LayerWeights: @unchecked Sendable {
 
     /// output[rows x columns] = a[rows x depth] · weights[:, firstColumn..<firstColumn + columns]
     /// with the layer's bias, activation and `residual` (rows `ldc` apart), in the layer's
-    /// precision. `firstColumn` is a multiple of 32 (whole panel pairs).
+    /// precision. `firstColumn` is a multiple of 32 (whole panel pairs). `prefetchAfter`: the
+    /// columns past these that this thread computes next, fetched meanwhile (float32 only; in
+    /// bf16 the split layers go through the `SharedRows` version).
     func gemm(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, columns: Int, firstColumn: Int = 0,
               output: UnsafeMutablePointer<Float>, ldc: Int, residual: UnsafePointer<Float>?, prefetchAfter: Int = 0) {
         if let bf16Weights {
