@@ -95,26 +95,71 @@ model = smp.DeepLabV3Plus("efficientnet-b0", encoder_weights=None, classes=4)
 MASKS = ROOT / "Tests/EffDenseTests/Fixtures/segmentation"
 
 
+def tile_axis(length, tile=1024, overlap=128, multiple=16):
+    """effdense's TileAxis: the fewest tiles that cover the axis overlapping by `overlap`, spread
+    evenly, each start rounded down to a multiple of `multiple` (the network's size multiple: the
+    tiles' feature grids then fall on the whole picture's); the last tile runs to the axis' end.
+    Returns (start, end, owned start, owned end) per tile: each pixel is owned by the tile in which
+    it lies farthest from an edge (the middles of the overlaps)."""
+    tile = min(tile, length)
+    count = 1 if length <= tile else 1 + -(-(length - tile) // (tile - overlap))
+    starts = [0] if count == 1 else [i * (length - tile) // (count - 1) // multiple * multiple for i in range(count)]
+    ends = [s + tile for s in starts[:-1]] + [length]
+    owned = [(0 if i == 0 else (starts[i] + ends[i - 1]) // 2, length if i == count - 1 else (starts[i + 1] + ends[i]) // 2)
+             for i in range(count)]
+    return [(s, e, lo, hi) for s, e, (lo, hi) in zip(starts, ends, owned)]
+
+
+class PooledMeans:
+    """Hooks every global average pool of the model (the encoder's squeeze-and-excitation and the
+    ASPP image pooling, in call order): records them, or hands back given means instead."""
+    def __init__(self):
+        self.original, self.mode, self.means, self.calls = F.adaptive_avg_pool2d, None, [], 0
+        import torch.nn.modules.pooling as pooling
+        F.adaptive_avg_pool2d = pooling.F.adaptive_avg_pool2d = self
+
+    def __call__(self, tensor, size):
+        index, self.calls = self.calls, self.calls + 1
+        if self.mode == "give":
+            return self.means[index]
+        pooled = self.original(tensor, size)
+        if self.mode == "record":
+            self.means.append(pooled)
+        return pooled
+
+    def run(self, x, mode=None):
+        self.mode, self.calls = mode, 0
+        if mode == "record":
+            self.means = []
+        with torch.no_grad():
+            return model(x)
+
+
 def write_reference_masks():
     """smp's masks of the mosaic with the stored (F16) weights: the whole picture at once, and
-    tile by tile as `segment --tile 1024 --overlap 128` cuts it (tiles at 0, 896, 1024 on each
-    axis; each pixel from the tile it is most central in), as 8-bit gray PNGs of class indices."""
+    tile by tile as `segment --tile 1024 --overlap 128` cuts it (tile_axis: tiles at 0, 512, 1024
+    on each axis, each pixel from the tile it is most central in), with each tile's global pools
+    (SE, ASPP image pooling) its own (`--context tile`) and, as effdense does by default
+    (`--context picture`), the means of the picture at a quarter of its size (Pillow bilinear:
+    here one 512 x 512 run) — as 8-bit gray PNGs of class indices."""
     from safetensors.torch import load_file
     stored = load_file(str(OUT))
     model.load_state_dict({k: v.float() if v.dtype == torch.float16 else v for k, v in stored.items()})
     model.eval()
+    pools = PooledMeans()
     x = to_tensor([mosaic])
-    starts, owned = [0, 896, 1024], [(0, 960), (960, 1472), (1472, 2048)]
-    with torch.no_grad():
-        whole = model(x).argmax(1)[0].numpy().astype(np.uint8)
+    whole = pools.run(x).argmax(1)[0].numpy().astype(np.uint8)
+    pools.run(to_tensor([mosaic.resize((512, 512), Image.BILINEAR)]), "record")
+    axis = tile_axis(2048)
+    for context in ["tile", "picture"]:
         tiled = np.zeros_like(whole)
-        for (top, (row_from, row_to)) in zip(starts, owned):
-            for (left, (col_from, col_to)) in zip(starts, owned):
-                tile = model(x[:, :, top:top + 1024, left:left + 1024]).argmax(1)[0].numpy()
+        for top, bottom, row_from, row_to in axis:
+            for left, right, col_from, col_to in axis:
+                tile = pools.run(x[:, :, top:bottom, left:right], "give" if context == "picture" else None).argmax(1)[0].numpy()
                 tiled[row_from:row_to, col_from:col_to] = tile[row_from - top:row_to - top, col_from - left:col_to - left]
+        Image.fromarray(tiled, "L").save(MASKS / f"colours_mosaic_tiled_1024_128_{context}.png")
+        print("smp: tiled (1024 / 128, context %s) and whole masks agree on %.4f of the pixels" % (context, (whole == tiled).mean()))
     Image.fromarray(whole, "L").save(MASKS / "colours_mosaic_whole.png")
-    Image.fromarray(tiled, "L").save(MASKS / "colours_mosaic_tiled_1024_128.png")
-    print("smp: tiled (1024 / 128) and whole masks agree on %.4f of the pixels" % (whole == tiled).mean())
 
 
 if __import__("sys").argv[1:] == ["--masks-only"]:

@@ -24,4 +24,10 @@ public struct SqueezeExcite: Sendable {
     public func gate(_ input: Tensor) throws -> Tensor {
         try expand(reduce(globalAveragePool(input)))
     }
+
+    /// The gate of `input` with its channel means taken by `pools` (its own, or given).
+    public func gate(_ input: Tensor, pools: GlobalPooling?) throws -> Tensor {
+        guard let pools else { return try gate(input) }
+        return try expand(reduce(pools.mean(of: input)))
+    }
 }

@@ -87,8 +87,10 @@ public struct EfficientNet: Sendable {
     }
 
     /// The features at strides 2, 4, 8, 16, 32 for an NHWC input [N, H, W, 3] of any size.
-    public func features(_ input: Tensor) throws -> [Tensor] {
-        try run(input).features
+    /// `pools`: what the squeeze-and-excitation gates take as their channel means (nil: each
+    /// its own input's, as the reference).
+    public func features(_ input: Tensor, pools: GlobalPooling? = nil) throws -> [Tensor] {
+        try run(input, pools: pools).features
     }
 
     /// Class logits [N, numClasses] (before softmax).
@@ -102,13 +104,14 @@ public struct EfficientNet: Sendable {
         return try logits.reshaped([logits.shape[0], architecture.numClasses])
     }
 
-    private func run(_ input: Tensor) throws -> (features: [Tensor], last: Tensor) {
-        let (_, _, _, channels) = try input.requireNHWC("EfficientNet")
+    private func run(_ input: Tensor, pools: GlobalPooling? = nil) throws -> (features: [Tensor], last: Tensor) {
+        let (_, h, w, channels) = try input.requireNHWC("EfficientNet")
         guard channels == 3 else { throw TensorError("EfficientNet", "expected 3 input channels, found \(channels)") }
+        pools?.inputSize = (h, w)
         var x = try stem(input)
         var features: [Tensor] = stemIsFeature ? [x] : []
         for (block, spec) in zip(blocks, blockSpecs) {
-            x = try block(x)
+            x = try block(x, pools: pools)
             if spec.isFeature { features.append(x) }
         }
         return (features, x)
@@ -127,7 +130,7 @@ struct MBConvBlock: Sendable {
     /// convolution (`DepthwiseConv2D.expanding`): below it they stay in cache anyway.
     static let fusedExpansionFloats = 1 << 18
 
-    func callAsFunction(_ input: Tensor) throws -> Tensor {
+    func callAsFunction(_ input: Tensor, pools: GlobalPooling? = nil) throws -> Tensor {
         let residual = hasSkip ? input : nil
         let x: Tensor
         if let expand, input.count / max(expand.inChannels, 1) * expand.outChannels >= Self.fusedExpansionFloats {
@@ -146,7 +149,7 @@ struct MBConvBlock: Sendable {
         }
         guard let squeezeExcite else { return try project(x, residual: residual) }
         // The SE gate scales the projection's weights rather than the activations.
-        return try project(x, scalingInputChannelsBy: squeezeExcite.gate(x), residual: residual)
+        return try project(x, scalingInputChannelsBy: squeezeExcite.gate(x, pools: pools), residual: residual)
     }
 }
 

@@ -7,6 +7,8 @@ import EffVideo
 import EffWeights
 import Foundation
 
+extension TiledSegmenter.Context: ExpressibleByArgument {}
+
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
@@ -31,8 +33,11 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Segment in tiles of N x N pixels, read region by region (automatic for TIFFs, PNGs and JPEGs over 100 megapixels, tile 1024); the mask is written as IMG.mask.tif (a tiled palette TIFF) unless -o names a .png.", valueName: "N"))
     var tile: Int?
 
-    @Option(help: "Pixels shared by neighbouring tiles; each pixel is decided by the tile it is most central in.")
+    @Option(help: "Pixels shared by neighbouring tiles (at least; the tiles are spread evenly); each pixel is decided by the tile it is most central in.")
     var overlap = 128
+
+    @Option(help: "What the network's global pools (squeeze-and-excitation, ASPP image pooling) see in a tile: picture (the whole picture's channel means, taken first on a copy at a quarter of its size: tiles then decide as the whole picture would) or tile (each tile alone, as smp run tile by tile).")
+    var context: TiledSegmenter.Context = .picture
 
     @OptionGroup var videos: VideoOptions
 
@@ -61,8 +66,9 @@ struct SegmentCommand: ParsableCommand {
         // Tiles are segmented at their own size (--size resizes whole pictures only).
         var tileSegmenter = segmenter
         tileSegmenter.longerSide = nil
-        let tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap,
+        var tiled = TiledSegmenter(segmenter: tileSegmenter, tile: tile ?? 1024, overlap: overlap,
                                    concurrentTiles: inputs.batchSize ?? min(Threading.threadCount, 4))
+        tiled.context = context
         let forceTiles = tile != nil, orientation = !inputs.ignoreOrientation
         // The model's files as they are now: a resumed tiled run continues only with the same ones.
         let modelIdentity = self.segmenter.reads.compactMap(\.path).map { path -> String in

@@ -26,13 +26,14 @@ extension SegmentCommand {
         let writer = asPNG ? nil : try TIFFMaskWriter(path: target, width: width, height: height, palette: Segmenter.vocPalette)
         var wholeMask = asPNG ? [UInt8](repeating: 0, count: width * height) : []
         let preview = overlayTarget == nil ? nil : OverlayPreview(width: width, height: height, longerSide: previewSide)
-        let columns = TileAxis(length: width, tile: tiled.tile, overlap: tiled.overlap)
-        let rows = TileAxis(length: height, tile: tiled.tile, overlap: tiled.overlap)
-        let bar = EffBatch.ProgressBar(total: columns.starts.count * rows.starts.count, unit: "tiles")
+        let (columns, rows) = tiled.axes(width: width, height: height)
+        let contextTiles = tiled.contextTiles(width: width, height: height)
+        // The context pass's tiles (a quarter of the pixels, the encoder only) count in the bar too.
+        let bar = EffBatch.ProgressBar(total: columns.tiles.count * rows.tiles.count + contextTiles, unit: "tiles")
         defer { bar.clear() }
         var histogram: [Int] = []
         // A killed run of this picture left the bands it finished: --resume continues after them.
-        let journal = BandJournal(for: target, identity: "effdense bands 1 | \(InputCollector.canonical(picture.path)) | \(width)x\(height) | tile \(tiled.tile) overlap \(tiled.overlap) | \(model)")
+        let journal = BandJournal(for: target, identity: "effdense bands 2 | \(InputCollector.canonical(picture.path)) | \(width)x\(height) | tile \(tiled.tile) overlap \(tiled.overlap) context \(tiled.context.rawValue) | \(model)")
         var resumedBands = 0
         do {
             let finished = try journal.open(resume: run.options.resume)
@@ -45,7 +46,7 @@ extension SegmentCommand {
             }, tileDone: { x, y, pixels, columns, rows in
                 preview?.add(pixels, x: x, y: y, columns: columns, rows: rows)
                 bar.advance()
-            })
+            }, contextTileDone: { bar.advance() })
         } catch let shortage as MemoryShortage {
             writer?.abandon()
             journal.remove()
@@ -82,7 +83,8 @@ extension SegmentCommand {
         let summary = present.prefix(5).map { "\(tiled.segmenter.label($0.classIndex)) \(String(format: "%.1f", Double($0.pixels) / total * 100))%" }
         return PictureRecord(json: [
             "image": picture.path, "width": width, "height": height, "mask": target,
-            "tiles": columns.starts.count * rows.starts.count, "tile": tiled.tile, "overlap": tiled.overlap,
+            "tiles": columns.tiles.count * rows.tiles.count, "tile": tiled.tile, "overlap": tiled.overlap,
+            "context": tiled.context.rawValue, "context_tiles": contextTiles,
             "resumed_bands": resumedBands,
             "classes": json(present, of: width * height, labelledBy: tiled.segmenter),
         ], message: "\(picture.path): \(summary.joined(separator: ", ")) → \(target)")

@@ -130,13 +130,11 @@ public struct DeepLabV3Plus: Sendable {
     /// Input sides must be multiples of this (smp's own requirement); `Segmenter` pads to it.
     public var sizeMultiple: Int { outputStride }
 
-    /// Class logits [1, H, W, classes] for an input [1, H, W, 3] whose sides are multiples of `sizeMultiple`.
-    public func callAsFunction(_ input: Tensor) throws -> Tensor {
-        let (_, h, w, _) = try input.requireNHWC("DeepLabV3Plus")
-        guard h % sizeMultiple == 0, w % sizeMultiple == 0 else {
-            throw TensorError("DeepLabV3Plus", "input \(h)x\(w) must have sides divisible by \(sizeMultiple) (pad it first)")
-        }
-        let features = try encoder.features(input)
+    /// Class logits [1, H, W, classes] for an input [1, H, W, 3] whose sides are multiples of
+    /// `sizeMultiple`. `pools`: the channel means its global pools take (the encoder's
+    /// squeeze-and-excitation, then the ASPP image pooling; nil: each its own input's).
+    public func callAsFunction(_ input: Tensor, pools: GlobalPooling? = nil) throws -> Tensor {
+        let features = try encoderFeatures(input, pools: pools)
         let deep = features[features.count - 1]
         // ASPP: 1x1, three separable atrous branches, image pooling (broadcast back), each written
         // into its channels of the joined tensor; then project.
@@ -144,7 +142,7 @@ public struct DeepLabV3Plus: Sendable {
         var branches = Tensor(uninitialized: [deep.shape[0], deep.shape[1], deep.shape[2], c * (asppAtrous.count + 2)])
         try asppBranch0(deep, into: &branches, channelOffset: 0)
         for (i, branch) in asppAtrous.enumerated() { try branch(deep, into: &branches, channelOffset: c * (i + 1)) }
-        let pooled = try asppPooling(globalAveragePool(deep))
+        let pooled = try asppPooling(pools?.mean(of: deep) ?? globalAveragePool(deep))
         try resizeBilinear(pooled, alignCorners: false, into: &branches, channelOffset: c * (asppAtrous.count + 1))
         let x = try asppSeparable(asppProject(branches))
         // The upsampled ASPP output and block1 of the stride-4 feature (smp's features[2]: its list
@@ -155,5 +153,20 @@ public struct DeepLabV3Plus: Sendable {
         try block1(low, into: &joined, channelOffset: x.shape[3])
         let logits = try block2(joined, followedBy: head)
         return try resizeBilinear(logits, height: logits.shape[1] * upsampling, width: logits.shape[2] * upsampling, alignCorners: true)
+    }
+
+    /// Only the network's global pools, through `pools` (gathering them): the encoder and the
+    /// ASPP image pooling's mean; the decoder is not run.
+    public func takePools(_ input: Tensor, pools: GlobalPooling) throws {
+        let features = try encoderFeatures(input, pools: pools)
+        _ = try pools.mean(of: features[features.count - 1])
+    }
+
+    private func encoderFeatures(_ input: Tensor, pools: GlobalPooling?) throws -> [Tensor] {
+        let (_, h, w, _) = try input.requireNHWC("DeepLabV3Plus")
+        guard h % sizeMultiple == 0, w % sizeMultiple == 0 else {
+            throw TensorError("DeepLabV3Plus", "input \(h)x\(w) must have sides divisible by \(sizeMultiple) (pad it first)")
+        }
+        return try encoder.features(input, pools: pools)
     }
 }

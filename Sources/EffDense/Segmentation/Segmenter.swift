@@ -80,19 +80,14 @@ public struct Segmenter: Sendable {
         classIndex < labels.count ? labels[classIndex] : String(classIndex)
     }
 
-    /// Logits [1, H, W, classes] for a normalised picture [1, H, W, 3] of any size.
-    public func logits(_ input: Tensor) throws -> Tensor {
-        let (_, h, w, c) = try input.requireNHWC("Segmenter")
-        let m = network.sizeMultiple
-        let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
-        guard ph != h || pw != w else { return try network(input) }
-        var padded = Tensor(zeros: [1, ph, pw, c])
-        input.withUnsafeBufferPointer { src in
-            padded.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<h { for x in 0..<(w * c) { dst[y * pw * c + x] = src[y * w * c + x] } }
-            }
-        }
-        let full = try network(padded)
+    /// Logits [1, H, W, classes] for a normalised picture [1, H, W, 3] of any size. `pools`:
+    /// the channel means the network's global pools take (nil: each its own input's).
+    public func logits(_ input: Tensor, pools: GlobalPooling? = nil) throws -> Tensor {
+        let (_, h, w, _) = try input.requireNHWC("Segmenter")
+        let padded = try paddedToSizeMultiple(input)
+        let full = try network(padded, pools: pools)
+        let (ph, pw) = (padded.shape[1], padded.shape[2])
+        guard ph != h || pw != w else { return full }
         let k = full.shape[3]
         var cropped = Tensor(uninitialized: [1, h, w, k])
         full.withUnsafeBufferPointer { src in
@@ -101,6 +96,29 @@ public struct Segmenter: Sendable {
             }
         }
         return cropped
+    }
+
+    /// Runs the picture through the network's global pools only (`DeepLabV3Plus.takePools`), as
+    /// `segment` would see it, `pools` gathering their inputs.
+    public func gatherPools(_ image: RGBImage, into pools: GlobalPooling) throws {
+        let (width, height) = workingSize(image)
+        let work = width != image.width || height != image.height ? try image.resized(width: width, height: height, filter: .bilinear) : image
+        try network.takePools(paddedToSizeMultiple(work.tensor(mean: mean, std: std)), pools: pools)
+    }
+
+    /// The input zero-padded at the bottom and right to multiples of the network's size multiple.
+    private func paddedToSizeMultiple(_ input: Tensor) throws -> Tensor {
+        let (_, h, w, c) = try input.requireNHWC("Segmenter")
+        let m = network.sizeMultiple
+        let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
+        guard ph != h || pw != w else { return input }
+        var padded = Tensor(zeros: [1, ph, pw, c])
+        input.withUnsafeBufferPointer { src in
+            padded.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h { for x in 0..<(w * c) { dst[y * pw * c + x] = src[y * w * c + x] } }
+            }
+        }
+        return padded
     }
 
     /// The size the network works at for a picture (`longerSide` applied).
@@ -113,7 +131,8 @@ public struct Segmenter: Sendable {
     /// The class mask of a picture, at the picture's size. The memory it needs is estimated
     /// first (`NetworkMemory`) and reserved (`MemoryBudget`): a picture too large for the
     /// memory the process may have is refused with `MemoryShortage` before any work.
-    public func segment(_ image: RGBImage) throws -> SegmentationMask {
+    /// `pools`: the channel means the network's global pools take (nil: each its own input's).
+    public func segment(_ image: RGBImage, pools: GlobalPooling? = nil) throws -> SegmentationMask {
         let (width, height) = workingSize(image)
         let perMegapixel = NetworkMemory.segmentationPerMegapixelMB(encoder: network.encoderName, outputStride: network.outputStride,
                                                                    classes: network.numClasses)
@@ -121,7 +140,7 @@ public struct Segmenter: Sendable {
                                                   picturePixels: image.width * image.height)
         let work = "segmenting \(image.width)x\(image.height) pixels" + (width != image.width ? " at \(width)x\(height)" : "")
         do {
-            return try MemoryBudget.withReservation(bytes, for: work) { try segmentNow(image, width: width, height: height) }
+            return try MemoryBudget.withReservation(bytes, for: work) { try segmentNow(image, width: width, height: height, pools: pools) }
         } catch var shortage as MemoryShortage {
             let aspect = Double(max(image.width, image.height)) / Double(max(1, min(image.width, image.height)))
             shortage.fittingLongerSide = NetworkMemory.fittingLongerSide(
@@ -130,12 +149,12 @@ public struct Segmenter: Sendable {
         }
     }
 
-    private func segmentNow(_ image: RGBImage, width: Int, height: Int) throws -> SegmentationMask {
+    private func segmentNow(_ image: RGBImage, width: Int, height: Int, pools: GlobalPooling?) throws -> SegmentationMask {
         var work = image
         if width != image.width || height != image.height {
             work = try image.resized(width: width, height: height, filter: .bilinear)
         }
-        let scores = try logits(work.tensor(mean: mean, std: std))
+        let scores = try logits(work.tensor(mean: mean, std: std), pools: pools)
         if work.width != image.width || work.height != image.height {
             // Band by band: the scores at the picture's size never exist whole.
             return SegmentationMask(width: image.width, height: image.height,
