@@ -34,7 +34,8 @@ seconds = sum(float(v) * 60 ** i for i, v in enumerate(reversed(clock)))
 run = json.loads(open(f"{work}/run.jsonl").readline())
 bench = json.load(open(f"{work}/bench.json"))
 rate, predicted = run["tiles"] / seconds, 1000 / bench["median_ms"]
-print(f"{side}x{side}: {run['tiles']} tiles of {run['tile']} in {seconds:.0f} s = {rate:.2f} tiles/s; "
+print(f"{side}x{side}: {run['tiles']} tiles of {run['tile']} (and {run.get('context_tiles', 0)} of the context pass, context {run.get('context')}) "
+      f"in {seconds:.0f} s = {rate:.2f} tiles/s; "
       f"bench predicts {predicted:.2f} tiles/s ({rate / predicted:.2f}x); peak RSS {rss_mb:.0f} MB")
 with tifffile.TiffFile(f"{work}/mask_{side}.tif") as tif:
     page = tif.pages[0]
