@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The global average pools of one network run (squeeze-and-excitation gates, ASPP image
@@ -5,7 +6,8 @@ import Foundation
 /// as in the reference libraries. A tile of a larger picture may instead be handed the picture's
 /// means (`given`), so that its channels are scaled as the whole picture's are; and a run may
 /// add up each pool's input over a region of its picture (`gathering`), to make such means tile
-/// by tile. One instance serves one run: it counts the pools as they come.
+/// by tile. One instance serves one run: it counts the pools as they come. (No instance: each
+/// pool the mean of its own input.)
 public final class GlobalPooling: @unchecked Sendable {
     private let given: [Tensor]?
     private let region: (rows: Range<Int>, columns: Range<Int>)?
@@ -15,12 +17,6 @@ public final class GlobalPooling: @unchecked Sendable {
     /// Per pool, the sums of its input's channels over the region, and how many pixels they add up.
     public private(set) var sums: [[Double]] = []
     public private(set) var counts: [Int] = []
-
-    /// Each pool the mean of its own input.
-    public init() {
-        given = nil
-        region = nil
-    }
 
     /// Pool i gives `means[i]` ([1, 1, 1, C]) whatever its input.
     public init(given means: [Tensor]) {
@@ -66,13 +62,12 @@ public final class GlobalPooling: @unchecked Sendable {
         }
         let rows = within(region.rows, stride: Double(inputSize.height) / Double(h), count: h)
         let columns = within(region.columns, stride: Double(inputSize.width) / Double(w), count: w)
-        var sum = [Double](repeating: 0, count: c)
+        var sum = [Double](repeating: 0, count: c), rowSum = [Double](repeating: 0, count: c)
         input.withUnsafeBufferPointer { x in
+            guard let x = x.baseAddress, !columns.isEmpty else { return }
             for y in rows {
-                for column in columns {
-                    let at = (y * w + column) * c
-                    for channel in 0..<c { sum[channel] += Double(x[at + channel]) }
-                }
+                eff_channel_sums(x + (y * w + columns.lowerBound) * c, columns.count, c, &rowSum)
+                for channel in 0..<c { sum[channel] += rowSum[channel] }
             }
         }
         sums.append(sum)

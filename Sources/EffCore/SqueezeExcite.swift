@@ -21,13 +21,8 @@ public struct SqueezeExcite: Sendable {
     }
 
     /// The per-channel gate [N, 1, 1, C] without applying it (to fold it into the next layer).
-    public func gate(_ input: Tensor) throws -> Tensor {
-        try expand(reduce(globalAveragePool(input)))
-    }
-
-    /// The gate of `input` with its channel means taken by `pools` (its own, or given).
-    public func gate(_ input: Tensor, pools: GlobalPooling?) throws -> Tensor {
-        guard let pools else { return try gate(input) }
-        return try expand(reduce(pools.mean(of: input)))
+    /// `pools`: what takes the channel means (nil: the mean of `input` itself).
+    public func gate(_ input: Tensor, pools: GlobalPooling? = nil) throws -> Tensor {
+        try expand(reduce(pools?.mean(of: input) ?? globalAveragePool(input)))
     }
 }

@@ -29,13 +29,11 @@ public struct PictureSource: PixelSource {
 /// read at full size and made smaller).
 public struct ScaledSource: PixelSource {
     public let source: PixelSource
-    public let scale: Double
     public let width: Int
     public let height: Int
 
     public init(_ source: PixelSource, scale: Double) {
         self.source = source
-        self.scale = scale
         (width, height) = Self.size(width: source.width, height: source.height, scale: scale)
     }
 
